@@ -1,0 +1,99 @@
+"""Who may see and act on which deployment's requests (SPEC §10), in one place.
+
+A principal is a signed-in user (permissions from django-guardian, per deployment, direct or through
+groups) or an API key (its own deployment only; read-only keys may not act). Email and magic-link
+responders are authorised by their signed token instead, never through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.db.models import Q
+from guardian.shortcuts import get_objects_for_user
+
+from accounts.models import ApiKey, Deployment
+
+Action = Literal["view", "respond", "manage"]
+
+MANAGE_PERM = "accounts.manage_human_feedback"
+RESPOND_PERM = "accounts.respond_to_human_feedback"
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """What `request.user` is for a request authenticated with an API key."""
+
+    key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_superuser: bool = False
+    is_staff: bool = False
+    is_anonymous: bool = False
+
+    @property
+    def deployment_id(self) -> int:
+        return self.key.deployment_id
+
+    @property
+    def label(self) -> str:
+        return self.key.label
+
+    @property
+    def email(self) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def principal_label(principal: Any) -> str:
+    """The actor string written in audit events and `responder` fields."""
+    if isinstance(principal, ApiKeyPrincipal):
+        return principal.label
+    return (getattr(principal, "email", "") or getattr(principal, "username", "") or "unknown").lower()
+
+
+def deployments_for(user: Any, perm: str) -> Any:
+    return get_objects_for_user(user, perm, klass=Deployment, accept_global_perms=True).values("pk")
+
+
+def request_scope(principal: Any, action: Action) -> Q:
+    """A Q over HITLRequest selecting what `principal` may `action`. Empty Q(pk__in=[]) for nothing."""
+    nothing = Q(pk__in=[])
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return nothing
+    if isinstance(principal, ApiKeyPrincipal):
+        if action != "view" and principal.key.access != ApiKey.Access.FULL:
+            return nothing
+        return Q(deployment_id=principal.deployment_id)
+    if not principal.is_active:
+        return nothing
+    if principal.is_superuser:
+        return Q()
+    managed = Q(deployment__in=deployments_for(principal, MANAGE_PERM))
+    if action == "manage":
+        return managed
+    email = (principal.email or "").strip()
+    if not email:
+        return managed
+    assigned = Q(deployment__in=deployments_for(principal, RESPOND_PERM), assigned_to_email__iexact=email)
+    return managed | assigned
+
+
+def deployment_scope(principal: Any, action: Action) -> Q:
+    """A Q over Deployment: which deployments `principal` may create requests in / manage."""
+    nothing = Q(pk__in=[])
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return nothing
+    if isinstance(principal, ApiKeyPrincipal):
+        if action != "view" and principal.key.access != ApiKey.Access.FULL:
+            return nothing
+        return Q(pk=principal.deployment_id)
+    if principal.is_superuser:
+        return Q()
+    managed = Q(pk__in=deployments_for(principal, MANAGE_PERM))
+    if action == "manage":
+        return managed
+    return managed | Q(pk__in=deployments_for(principal, RESPOND_PERM))

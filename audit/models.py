@@ -1,0 +1,83 @@
+"""The append-only, hash-chained audit log (SPEC §10).
+
+Events copy actor and target as strings, never foreign keys, so deleting a deployment or a user can
+never cascade into the log. The database itself refuses UPDATE, DELETE and TRUNCATE on the table
+(triggers installed by migration 0002, see `audit.lib.triggers`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class EventType(models.TextChoices):
+    REQUEST_CREATED = "request.created", "Request created"
+    REQUEST_ASSIGNED = "request.assigned", "Request assigned"
+    REQUEST_REASSIGNED = "request.reassigned", "Request reassigned"
+    REQUEST_CANCELLED = "request.cancelled", "Request cancelled"
+    RESPONSE_SUBMITTED = "response.submitted", "Response submitted"
+    RESPONSE_REFUSED = "response.refused", "Response refused"
+    AUTO_RESPONDED = "request.auto_responded", "Auto-response"
+    TIMED_OUT = "request.timed_out", "Request timed out"
+    NOTIFICATION_SENT = "notification.sent", "Notification sent"
+    NOTIFICATION_FAILED = "notification.failed", "Notification failed"
+    EMAIL_IGNORED = "email.ignored", "Inbound email ignored"
+    WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
+    WEBHOOK_FAILED = "webhook.failed", "Webhook failed"
+    FLOW_RESUMED = "flow.resumed", "Flow resumed"
+    CONFIG_CHANGED = "config.changed", "Configuration changed"
+    RULE_CHANGED = "rule.changed", "Routing rule changed"
+    WEBHOOK_CHANGED = "webhook.changed", "Webhook changed"
+    PERMISSION_CHANGED = "permission.changed", "Permission changed"
+    API_KEY_CREATED = "api_key.created", "API key created"
+    API_KEY_REVOKED = "api_key.revoked", "API key revoked"
+    AUDIT_EXPORTED = "audit.exported", "Audit exported"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+class AuditEvent(models.Model):
+    """One immutable event. `hash` covers every column and the previous event's hash."""
+
+    created_at = models.DateTimeField(db_index=True)
+    event_type = models.CharField(max_length=40, choices=EventType.choices, db_index=True)
+    actor = models.CharField(max_length=254, blank=True, help_text="who: user, email, api-key:<prefix>, system")
+    source = models.CharField(max_length=20, blank=True, db_index=True)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=64, blank=True, db_index=True)
+    deployment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.event_type} {self.target_type}:{self.target_id}"
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return {
+            "created_at": self.created_at.isoformat(),
+            "event_type": self.event_type,
+            "actor": self.actor,
+            "source": self.source,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "deployment_id": self.deployment_id,
+            # Round-trip through JSON so the hash is the same before saving and after loading.
+            "data": json.loads(canonical_json(self.data)),
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.hashed_fields()).encode()).hexdigest()

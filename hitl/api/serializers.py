@@ -1,0 +1,153 @@
+"""Shapes of the request API. Input validation lives in hitl.lib.request_input (shared with the flow
+runtime); the input serializers here document the payloads in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from hitl.lib.links import callback_url
+from hitl.lib.results import empty_result
+from hitl.models import Channel, HITLRequest, Mode, OnTimeout
+
+
+class ResultSerializer(serializers.Serializer):
+    response_type = serializers.ChoiceField(choices=["emit", "approval", "choice", "text"])
+    outcome = serializers.CharField(allow_null=True)
+    feedback = serializers.CharField(allow_blank=True)
+    text = serializers.CharField(allow_blank=True)
+    choice = serializers.DictField()
+    choices = serializers.ListField(child=serializers.DictField())
+    files = serializers.ListField()
+    metadata = serializers.DictField()
+    source = serializers.CharField(allow_null=True)
+    responder = serializers.CharField(allow_null=True)
+    responded_at = serializers.CharField(allow_null=True)
+    method_name = serializers.CharField(allow_blank=True)
+    output = serializers.CharField(allow_blank=True)
+    edited_output = serializers.CharField(allow_null=True)
+
+
+def result_of(request: HITLRequest) -> dict[str, Any]:
+    resolution = getattr(request, "resolution", None) if not request.is_pending else None
+    return resolution.result if resolution is not None else empty_result(request)
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    deployment = serializers.IntegerField(source="deployment_id", read_only=True)
+    timeout = serializers.IntegerField(source="timeout_seconds", read_only=True, allow_null=True)
+    link_ttl = serializers.IntegerField(source="link_ttl_seconds", read_only=True, allow_null=True)
+    assign_to = serializers.CharField(source="requested_assignee", read_only=True)
+    assignment = serializers.SerializerMethodField()
+    callback_url = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HITLRequest
+        fields = [
+            "id",
+            "deployment",
+            "flow_id",
+            "flow_name",
+            "method_name",
+            "message",
+            "content",
+            "mode",
+            "emit_options",
+            "options",
+            "multiple",
+            "state",
+            "metadata",
+            "assign_to",
+            "channel",
+            "timeout",
+            "default_outcome",
+            "on_timeout",
+            "link_ttl",
+            "editable",
+            "status",
+            "assigned_to_email",
+            "assignment",
+            "created_at",
+            "due_at",
+            "sla_due_at",
+            "resolved_at",
+            "callback_url",
+            "result",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "step": {"type": "string"},
+                "rule_id": {"type": "integer", "nullable": True},
+                "rule_name": {"type": "string"},
+            },
+        }
+    )
+    def get_assignment(self, obj: HITLRequest) -> dict[str, Any]:
+        return {"step": obj.assignment_step, "rule_id": obj.assigned_rule_id, "rule_name": obj.assigned_rule_name}
+
+    def get_callback_url(self, obj: HITLRequest) -> str:
+        return callback_url(obj)
+
+    @extend_schema_field(ResultSerializer)
+    def get_result(self, obj: HITLRequest) -> dict[str, Any]:
+        return result_of(obj)
+
+
+class RequestCreateSerializer(serializers.Serializer):
+    """Documentation of POST /api/v1/requests/ (validated by hitl.lib.request_input)."""
+
+    deployment = serializers.IntegerField(required=False, help_text="Session users only; API keys imply it.")
+    message = serializers.CharField()
+    content = serializers.CharField(required=False, help_text="Markdown.")
+    flow_id = serializers.CharField(required=False)
+    flow_name = serializers.CharField(required=False)
+    method_name = serializers.CharField(required=False)
+    mode = serializers.ChoiceField(choices=Mode.choices, required=False)
+    emit_options = serializers.ListField(child=serializers.CharField(), required=False)
+    options = serializers.ListField(child=serializers.JSONField(), required=False)
+    label_path = serializers.CharField(required=False)
+    value_path = serializers.CharField(required=False)
+    description_path = serializers.CharField(required=False)
+    multiple = serializers.BooleanField(required=False)
+    state = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False)
+    assign_to = serializers.EmailField(required=False)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    timeout = serializers.IntegerField(required=False, min_value=1)
+    default_outcome = serializers.CharField(required=False)
+    on_timeout = serializers.ChoiceField(choices=OnTimeout.choices, required=False)
+    link_ttl = serializers.IntegerField(required=False, min_value=1)
+    editable = serializers.BooleanField(required=False)
+
+
+class RespondSerializer(serializers.Serializer):
+    outcome = serializers.CharField(required=False, allow_blank=True)
+    feedback = serializers.CharField(required=False, allow_blank=True, default="")
+    choice_id = serializers.JSONField(required=False, help_text="An option id, or a list of them when multiple.")
+    text = serializers.CharField(required=False, allow_blank=True, default="")
+    edited_output = serializers.CharField(required=False, allow_null=True, default=None)
+
+
+class CallbackSerializer(RespondSerializer):
+    source = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ReassignSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()

@@ -1,0 +1,12 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from hitl.api.views import CallbackView, RequestViewSet
+
+router = SimpleRouter()
+router.register("requests", RequestViewSet, basename="request")
+
+urlpatterns = [
+    path("callbacks/<uuid:request_id>/<str:token>/", CallbackView.as_view(), name="request-callback"),
+    *router.urls,
+]

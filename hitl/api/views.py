@@ -1,0 +1,207 @@
+"""Request endpoints (SPEC §7). Thin: find the object through `restrict()`, call one service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label
+from accounts.models import Deployment
+from hitl import services
+from hitl.api.serializers import (
+    CallbackSerializer,
+    CancelSerializer,
+    ErrorSerializer,
+    ReassignSerializer,
+    RequestCreateSerializer,
+    RequestSerializer,
+    RespondSerializer,
+    ResultSerializer,
+    result_of,
+)
+from hitl.lib import signing
+from hitl.lib.links import CALLBACK_PURPOSE
+from hitl.models import HITLRequest, Source, Status
+
+ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+def _answer(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> services.Answer:
+    return services.Answer(
+        outcome=data.get("outcome") or None,
+        feedback=data.get("feedback") or "",
+        choice_id=data.get("choice_id"),
+        text=data.get("text") or "",
+        edited_output=data.get("edited_output"),
+        metadata=metadata or {},
+    )
+
+
+class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = RequestSerializer
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self) -> QuerySet[HITLRequest]:
+        queryset = HITLRequest.objects.restrict(self.request.user, "view").select_related("resolution")
+        if self.action == "list":
+            queryset = self._filter(queryset)
+        return queryset.order_by("-created_at", "id")
+
+    def _filter(self, queryset: QuerySet[HITLRequest]) -> QuerySet[HITLRequest]:
+        params = self.request.query_params
+        if params.get("status"):
+            statuses = [s.strip() for s in params["status"].split(",") if s.strip()]
+            unknown = set(statuses) - set(Status.values)
+            if unknown:
+                raise exceptions.ValidationError({"status": [f"Unknown status: {', '.join(sorted(unknown))}."]})
+            queryset = queryset.filter(status__in=statuses)
+        for param, lookup in (("method_name", "method_name"), ("flow_id", "flow_id"), ("deployment", "deployment_id")):
+            if params.get(param):
+                queryset = queryset.filter(**{lookup: params[param]})
+        if params.get("assigned_to"):
+            queryset = queryset.filter(assigned_to_email__iexact=params["assigned_to"].strip())
+        for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
+            if params.get(param):
+                moment = parse_datetime(params[param])
+                if moment is None:
+                    raise exceptions.ValidationError({param: ["An ISO 8601 date-time, e.g. 2026-01-14T12:00:00Z."]})
+                queryset = queryset.filter(**{lookup: moment})
+        return queryset
+
+    def _object_for(self, action_name: Action) -> HITLRequest:
+        """404 when the principal cannot see it, 403 when it can see but not `action_name` it."""
+        request = self.get_object()
+        if not HITLRequest.objects.restrict(self.request.user, action_name).filter(pk=request.pk).exists():
+            raise exceptions.PermissionDenied(f"You may view this request but not {action_name} it.")
+        return request
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="Comma-separated statuses."),
+            OpenApiParameter("method_name", str),
+            OpenApiParameter("flow_id", str),
+            OpenApiParameter("assigned_to", str),
+            OpenApiParameter("deployment", int),
+            OpenApiParameter("created_after", str, description="ISO 8601"),
+            OpenApiParameter("created_before", str, description="ISO 8601"),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        data = dict(request.data)
+        deployment = self._deployment_for_create(data.pop("deployment", None))
+        created = services.create_request(deployment, data, actor=principal_label(request.user), source=Source.API)
+        created = HITLRequest.objects.select_related("resolution").get(pk=created.pk)
+        return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+    def _deployment_for_create(self, deployment_id: Any) -> Deployment:
+        principal = self.request.user
+        if isinstance(principal, ApiKeyPrincipal):
+            if deployment_id not in (None, principal.deployment_id):
+                raise exceptions.NotFound("No such deployment.")
+            deployment_id = principal.deployment_id
+        elif deployment_id is None:
+            raise exceptions.ValidationError({"deployment": ["Required when signed in with a session."]})
+        if not isinstance(deployment_id, int):
+            raise exceptions.ValidationError({"deployment": ["Must be a deployment id."]})
+        visible = Deployment.objects.filter(deployment_scope(principal, "view"))
+        deployment = get_object_or_404(visible.select_related("creator"), pk=deployment_id)
+        if not Deployment.objects.filter(deployment_scope(principal, "manage"), pk=deployment.pk).exists():
+            raise exceptions.PermissionDenied("Creating requests needs full access to the deployment.")
+        return deployment
+
+    @extend_schema(
+        parameters=[OpenApiParameter("wait", int, description=f"Long-poll up to N seconds (max {settings.HITL_MAX_WAIT_SECONDS}).")],
+        responses={200: ResultSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def result(self, request: Request, pk: str | None = None) -> Response:
+        obj = self.get_object()
+        try:
+            wait = min(max(int(request.query_params.get("wait", 0)), 0), settings.HITL_MAX_WAIT_SECONDS)
+        except ValueError:
+            raise exceptions.ValidationError({"wait": ["A whole number of seconds."]}) from None
+        deadline = time.monotonic() + wait
+        while obj.is_pending and time.monotonic() < deadline:
+            time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
+            if HITLRequest.objects.filter(pk=obj.pk).exclude(status=Status.PENDING).exists():
+                obj = HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
+        return Response({"status": obj.status, **result_of(obj)})
+
+    @extend_schema(request=RespondSerializer, responses={200: ResultSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def respond(self, request: Request, pk: str | None = None) -> Response:
+        obj = self._object_for("respond")
+        body = RespondSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        label = principal_label(request.user)
+        resolution = services.respond_to_request(obj.pk, _answer(body.validated_data), responder=label, source=Source.API)
+        return Response(resolution.result)
+
+    @extend_schema(request=CancelSerializer, responses={200: RequestSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        obj = self._object_for("manage")
+        body = CancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.cancel_request(
+            obj.pk, actor=principal_label(request.user), source=Source.API, reason=body.validated_data["reason"]
+        )
+        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+
+    @extend_schema(request=ReassignSerializer, responses={200: RequestSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str | None = None) -> Response:
+        obj = self._object_for("manage")
+        body = ReassignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.reassign_request(
+            obj.pk,
+            email=body.validated_data["email"],
+            note=body.validated_data["note"],
+            actor=principal_label(request.user),
+            source=Source.API,
+        )
+        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+
+
+class CallbackView(APIView):
+    """`POST {callback_url}`: the signature in the URL is the authority (SPEC §6)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=CallbackSerializer, responses={200: ResultSerializer, **ERRORS})
+    def post(self, request: Request, request_id: str, token: str) -> Response:
+        try:
+            signing.verify(token, CALLBACK_PURPOSE, str(request_id))
+        except signing.TokenExpired:
+            raise exceptions.PermissionDenied("This callback URL has expired.", code="expired_signature") from None
+        except signing.TokenInvalid:
+            raise exceptions.PermissionDenied("Invalid callback signature.", code="bad_signature") from None
+        body = CallbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        obj = get_object_or_404(HITLRequest, pk=request_id)
+        metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
+        responder = body.validated_data["source"] or "callback"
+        resolution = services.respond_to_request(
+            obj.pk, _answer(body.validated_data, metadata), responder=responder, source=Source.API
+        )
+        return Response(resolution.result)

@@ -1,0 +1,86 @@
+"""The one result shape (SPEC §2), for every mode and channel, answered or not."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hitl.models import HITLRequest
+
+RESPONSE_TYPES = {"emit": "emit", "approval": "approval", "choices": "choice", "text": "text"}
+
+
+def empty_choice() -> dict[str, Any]:
+    return {"id": "", "label": "", "value": "", "description": "", "raw": {}}
+
+
+def public_choice(option: dict[str, Any]) -> dict[str, Any]:
+    return {key: option.get(key, "" if key != "raw" else {}) for key in ("id", "label", "value", "description", "raw")}
+
+
+def approval_choice(outcome: str) -> dict[str, Any]:
+    approved = outcome == "approved"
+    return {
+        "id": outcome,
+        "label": outcome.capitalize(),
+        "value": outcome,
+        "description": "",
+        "raw": {"approved": approved},
+    }
+
+
+def empty_result(request: HITLRequest) -> dict[str, Any]:
+    """What `result` returns before anyone answered: the same keys, empty values."""
+    return {
+        "response_type": RESPONSE_TYPES[request.mode],
+        "outcome": None,
+        "feedback": "",
+        "text": "",
+        "choice": empty_choice(),
+        "choices": [],
+        "files": [],
+        "metadata": dict(request.metadata or {}),
+        "source": None,
+        "responder": None,
+        "responded_at": None,
+        "method_name": request.method_name,
+        "output": request.content,
+        "edited_output": None,
+    }
+
+
+def build_result(
+    request: HITLRequest,
+    *,
+    outcome: str | None,
+    feedback: str,
+    text: str = "",
+    choices: list[dict[str, Any]] | None = None,
+    source: str,
+    responder: str,
+    responded_at: str,
+    edited_output: str | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    result = empty_result(request)
+    chosen = [public_choice(option) for option in (choices or [])]
+    metadata: dict[str, Any] = dict(request.metadata or {})
+    metadata.update(extra_metadata or {})
+    if request.mode == "approval" and outcome:
+        chosen = [approval_choice(outcome)]
+        metadata.update({"approved": outcome == "approved", "rejected": outcome == "rejected"})
+    result.update(
+        {
+            "outcome": outcome,
+            "feedback": feedback,
+            "text": text,
+            "choice": chosen[0] if chosen else empty_choice(),
+            "choices": chosen if request.multiple else [],
+            "metadata": metadata,
+            "source": source,
+            "responder": responder,
+            "responded_at": responded_at,
+            "edited_output": edited_output,
+        }
+    )
+    return result

@@ -1,0 +1,57 @@
+"""Short, expiring HMAC tokens (callback URLs now; reply-to addresses and magic links use the same).
+
+token = <expiry, base36> "." <first 18 bytes of HMAC-SHA256, base32, lower-case>
+The MAC covers a purpose string and the caller's parts, so a token for one purpose or one request is
+worthless for another. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from django.conf import settings
+
+
+class TokenInvalid(Exception):
+    """The token is malformed or its signature does not verify."""
+
+
+class TokenExpired(Exception):
+    """The signature verifies but the token's lifetime is over."""
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+        if number == 0:
+            return out
+
+
+def _mac(purpose: str, parts: tuple[str, ...], expires: str) -> str:
+    key = hashlib.sha256(f"hitl.signing:{purpose}:{settings.SECRET_KEY}".encode()).digest()
+    message = "\x1f".join((purpose, expires, *parts)).encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()[:18]
+    return base64.b32encode(digest).decode().lower().rstrip("=")
+
+
+def sign(purpose: str, *parts: str, ttl: int) -> str:
+    expires = _b36(int(time.time()) + ttl)
+    return f"{expires}.{_mac(purpose, parts, expires)}"
+
+
+def verify(token: str, purpose: str, *parts: str) -> None:
+    """Raise TokenInvalid or TokenExpired; return None when the token is good."""
+    expires, sep, mac = (token or "").partition(".")
+    if not sep or not expires.isalnum() or not mac:
+        raise TokenInvalid("malformed token")
+    expected = _mac(purpose, parts, expires)
+    if not hmac.compare_digest(expected.encode(), mac.encode()):
+        raise TokenInvalid("bad signature")
+    if int(expires, 36) < time.time():
+        raise TokenExpired("token expired")

@@ -1,0 +1,200 @@
+"""Review requests, their one resolution, and the routing rules that assign them (SPEC §2, §3)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.lib.access import Action, request_scope
+from accounts.models import Deployment
+from hitl.lib.conditions import ConditionError, parse_conditions
+
+
+class Mode(models.TextChoices):
+    EMIT = "emit", "Emit options"
+    APPROVAL = "approval", "Approve / reject"
+    CHOICES = "choices", "Choices"
+    TEXT = "text", "Text"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    TELEGRAM = "telegram", "Telegram"
+
+
+class OnTimeout(models.TextChoices):
+    DEFAULT = "default", "Answer with the default outcome"
+    FAIL = "fail", "Fail the flow"
+    CONTINUE = "continue", "Continue with an empty result"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RESPONDED = "responded", "Responded"
+    AUTO_RESPONDED = "auto_responded", "Auto-responded"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_STATUSES = frozenset({Status.PENDING})
+TERMINAL_STATUSES = frozenset({Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT, Status.CANCELLED})
+
+
+class Source(models.TextChoices):
+    EMAIL = "email", "Email"
+    DASHBOARD = "dashboard", "Dashboard"
+    API = "api", "API"
+    TELEGRAM = "telegram", "Telegram"
+    AUTO = "auto", "Auto"
+
+
+class AssignmentStep(models.TextChoices):
+    EXPLICIT = "explicit", "assign_to given with the request"
+    RULE_INPUT = "rule_input", "Rule: assign_from_input (flow state)"
+    RULE_EMAIL = "rule_email", "Rule: assign_to_email"
+    CREATOR = "creator", "Deployment creator (fallback)"
+    REASSIGNED = "reassigned", "Reassigned by a manager"
+
+
+class RoutingRule(models.Model):
+    """Picks the assignee of a new request: first enabled match by (priority, id) wins (SPEC §3)."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="routing_rules")
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(default=100, help_text="Lower runs first; ties go by creation order.")
+    method_pattern = models.CharField(
+        max_length=200,
+        default="*",
+        help_text="Shell-style: approve_* (any characters), review_? (one character), validate_payment (exact).",
+    )
+    flow_pattern = models.CharField(
+        max_length=200, blank=True, help_text="Optional shell-style pattern on the flow name."
+    )
+    conditions = models.TextField(
+        blank=True,
+        help_text="Optional, one per line, all must hold: <dotted.path> <op> <JSON value>; "
+        'ops ==, !=, <, <=, >, >=, in. E.g. amount >= 10000 or region in ["eu", "uk"].',
+    )
+    assign_from_input = models.CharField(
+        max_length=200, blank=True, help_text="Dotted path into the flow state, e.g. account.owner.email."
+    )
+    assign_to_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        indexes = [models.Index(fields=["deployment", "enabled", "priority", "id"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if not self.assign_from_input and not self.assign_to_email:
+            errors["assign_to_email"] = "Give an email, a state path (assign_from_input), or both."
+        try:
+            parse_conditions(self.conditions)
+        except ConditionError as exc:
+            errors["conditions"] = str(exc)
+        if not self.method_pattern.strip():
+            errors["method_pattern"] = "Use * to match every method."
+        if errors:
+            raise ValidationError(errors)
+
+
+class HITLRequestQuerySet(models.QuerySet["HITLRequest"]):
+    def restrict(self, principal: Any, action: Action = "view") -> HITLRequestQuerySet:
+        """The one permission filter every page and endpoint applies (see accounts.lib.access)."""
+        return self.filter(request_scope(principal, action))
+
+    def pending(self) -> HITLRequestQuerySet:
+        return self.filter(status=Status.PENDING)
+
+
+class HITLRequest(models.Model):
+    """One pause for human input. Leaves `pending` exactly once (see hitl.services)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="requests")
+
+    flow_id = models.CharField(max_length=200, blank=True, db_index=True)
+    flow_name = models.CharField(max_length=200, blank=True)
+    method_name = models.CharField(max_length=200, blank=True, db_index=True)
+    message = models.TextField()
+    content = models.TextField(blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.EMIT)
+    emit_options = models.JSONField(default=list, blank=True)
+    options = models.JSONField(default=list, blank=True, help_text="Resolved choices: {id,label,value,...}.")
+    multiple = models.BooleanField(default=False)
+    state = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    default_outcome = models.CharField(max_length=100, blank=True)
+    on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.DEFAULT)
+    link_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    editable = models.BooleanField(default=False)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    requested_assignee = models.EmailField(blank=True, help_text="assign_to as given by the client.")
+    assigned_to_email = models.EmailField(db_index=True)
+    assigned_rule = models.ForeignKey(RoutingRule, null=True, blank=True, on_delete=models.SET_NULL)
+    assigned_rule_name = models.CharField(max_length=200, blank=True)
+    assignment_step = models.CharField(max_length=20, choices=AssignmentStep.choices)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Timeout deadline (auto-response / wait).")
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HITLRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "HITL request"
+        indexes = [
+            # The sweeper's query: pending requests whose deadline has passed.
+            models.Index(fields=["due_at"], name="hitl_pending_due", condition=Q(status="pending")),
+            models.Index(fields=["deployment", "status", "-created_at"]),
+            models.Index(fields=["assigned_to_email", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method_name or 'request'} {self.id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == Status.PENDING
+
+    def option_names(self) -> list[str]:
+        """The outcomes a response may carry in this request's mode."""
+        if self.mode == Mode.APPROVAL:
+            return ["approved", "rejected"]
+        if self.mode == Mode.EMIT:
+            return list(self.emit_options)
+        return []
+
+
+class Resolution(models.Model):
+    """The one and only way a request left `pending`. Its primary key *is* the request, so the
+    database refuses a second one even if two writers got past the compare-and-set."""
+
+    request = models.OneToOneField(HITLRequest, on_delete=models.CASCADE, primary_key=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    outcome = models.CharField(max_length=200, blank=True, null=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    responder = models.CharField(max_length=254, blank=True)
+    result = models.JSONField(default=dict)
+    answered_within_sla = models.BooleanField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.status} by {self.responder or self.source}"
