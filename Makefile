@@ -31,6 +31,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:

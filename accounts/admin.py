@@ -23,7 +23,16 @@ class OrganizationAdmin(admin.ModelAdmin):
 class RoutingRuleInline(admin.TabularInline):
     model = RoutingRule
     extra = 0
-    fields = ("priority", "name", "enabled", "method_pattern", "flow_pattern", "conditions", "assign_from_input", "assign_to_email")
+    fields = (
+        "priority",
+        "name",
+        "enabled",
+        "method_pattern",
+        "flow_pattern",
+        "conditions",
+        "assign_from_input",
+        "assign_to_email",
+    )
     ordering = ("priority", "id")
 
 
@@ -31,7 +40,14 @@ class RoutingRuleInline(admin.TabularInline):
 class DeploymentAdmin(GuardedModelAdmin):
     """Guardian's "Object permissions" page grants manage/respond per user or group."""
 
-    list_display = ("name", "organization", "creator", "email_notifications", "sla_target_minutes", "auto_response_enabled")
+    list_display = (
+        "name",
+        "organization",
+        "creator",
+        "email_notifications",
+        "sla_target_minutes",
+        "auto_response_enabled",
+    )
     list_filter = ("organization", "email_notifications", "auto_response_enabled")
     search_fields = ("name", "creator__email", "organization__name")
     autocomplete_fields = ("creator",)
@@ -67,7 +83,13 @@ class DeploymentAdmin(GuardedModelAdmin):
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         for obj in [*formset.new_objects, *(o for o, _ in formset.changed_objects)]:
-            record_event(EventType.RULE_CHANGED, actor=request.user.get_username(), source="admin", target=obj, data={"name": obj.name})
+            record_event(
+                EventType.RULE_CHANGED,
+                actor=request.user.get_username(),
+                source="admin",
+                target=obj,
+                data={"name": obj.name},
+            )
         for obj in formset.deleted_objects:
             record_event(
                 EventType.RULE_CHANGED,
@@ -94,7 +116,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         # Keys are made by the service so the secret is generated and shown exactly once.
-        key, secret = create_api_key(obj.deployment, name=obj.name, access=obj.access, actor=request.user.get_username())
+        key, secret = create_api_key(
+            obj.deployment, name=obj.name, access=obj.access, actor=request.user.get_username()
+        )
         obj.pk = key.pk
         messages.warning(request, f"API key for {key.deployment}: {secret} — copy it now, it will not be shown again.")
 

@@ -28,9 +28,7 @@ class Deployment(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="deployments")
     name = models.CharField(max_length=200)
-    creator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_deployments"
-    )
+    creator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_deployments")
     created_at = models.DateTimeField(auto_now_add=True)
 
     # HITL settings

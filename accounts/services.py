@@ -12,7 +12,9 @@ from audit.services import record_event
 
 
 @transaction.atomic
-def create_deployment(*, name: str, creator_email: str, organization: str = "Default", actor: str = "system") -> Deployment:
+def create_deployment(
+    *, name: str, creator_email: str, organization: str = "Default", actor: str = "system"
+) -> Deployment:
     """Create a deployment; the creator (the fallback assignee) is found or created by email."""
     email = creator_email.strip().lower()
     User = get_user_model()
@@ -34,7 +36,9 @@ def create_deployment(*, name: str, creator_email: str, organization: str = "Def
 
 
 @transaction.atomic
-def create_api_key(deployment: Deployment, *, name: str = "default", access: str = ApiKey.Access.FULL, actor: str = "system") -> tuple[ApiKey, str]:
+def create_api_key(
+    deployment: Deployment, *, name: str = "default", access: str = ApiKey.Access.FULL, actor: str = "system"
+) -> tuple[ApiKey, str]:
     """Return the key row and the secret, which is never stored and cannot be shown again."""
     secret, prefix, key_hash = ApiKey.generate()
     key = ApiKey.objects.create(deployment=deployment, name=name, prefix=prefix, key_hash=key_hash, access=access)

@@ -13,7 +13,16 @@ from hitl.models import HITLRequest, Resolution, RoutingRule
 
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "deployment", "priority", "enabled", "method_pattern", "flow_pattern", "assign_from_input", "assign_to_email")
+    list_display = (
+        "name",
+        "deployment",
+        "priority",
+        "enabled",
+        "method_pattern",
+        "flow_pattern",
+        "assign_from_input",
+        "assign_to_email",
+    )
     list_filter = ("enabled", "deployment")
     list_editable = ("priority", "enabled")
     search_fields = ("name", "method_pattern", "assign_to_email", "assign_from_input")
@@ -45,7 +54,16 @@ class ResolutionInline(admin.StackedInline):
 
 @admin.register(HITLRequest)
 class HITLRequestAdmin(admin.ModelAdmin):
-    list_display = ("id", "deployment", "method_name", "status", "assigned_to_email", "assignment_step", "created_at", "due_at")
+    list_display = (
+        "id",
+        "deployment",
+        "method_name",
+        "status",
+        "assigned_to_email",
+        "assignment_step",
+        "created_at",
+        "due_at",
+    )
     list_filter = ("status", "mode", "channel", "assignment_step", "deployment")
     search_fields = ("id", "flow_id", "method_name", "assigned_to_email", "message")
     date_hierarchy = "created_at"
@@ -66,7 +84,9 @@ class HITLRequestAdmin(admin.ModelAdmin):
         cancelled = 0
         for obj in queryset.filter(status="pending"):
             try:
-                services.cancel_request(obj.pk, actor=request.user.get_username(), source="dashboard", reason="cancelled in admin")
+                services.cancel_request(
+                    obj.pk, actor=request.user.get_username(), source="dashboard", reason="cancelled in admin"
+                )
                 cancelled += 1
             except HitlError:
                 pass  # answered meanwhile: the refusal is audited

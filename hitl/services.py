@@ -25,7 +25,7 @@ from hitl.lib.routing import choose_assignee, clean_email
 from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, RoutingRule, Source, Status
 
 MAX_FEEDBACK = 50_000
-_RESOLVED_VERBS = {
+_RESOLVED_VERBS: dict[str, str] = {
     Status.RESPONDED: "answered",
     Status.AUTO_RESPONDED: "auto-answered",
     Status.TIMED_OUT: "closed by its timeout",
@@ -49,7 +49,9 @@ class Answer:
 
 
 @transaction.atomic
-def create_request(deployment: Deployment, data: dict[str, Any], *, actor: str, source: str = Source.API) -> HITLRequest:
+def create_request(
+    deployment: Deployment, data: dict[str, Any], *, actor: str, source: str = Source.API
+) -> HITLRequest:
     """Validate the §2 fields, route, apply the deployment's timeout settings, save, audit."""
     clean = validate_request_input(data)
     now = timezone.now()
@@ -107,9 +109,7 @@ def create_request(deployment: Deployment, data: dict[str, Any], *, actor: str, 
         assigned_rule_name=assignment.rule.name if assignment.rule else "",
         assignment_step=assignment.step,
         due_at=now + timedelta(seconds=timeout) if timeout else None,
-        sla_due_at=(
-            now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None
-        ),
+        sla_due_at=(now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None),
     )
     record_event(
         EventType.REQUEST_CREATED,
@@ -142,7 +142,9 @@ def _pick_choices(request: HITLRequest, answer: Answer) -> list[dict[str, Any]]:
         first_line = (answer.feedback or answer.text or "").strip().splitlines()
         wanted = first_line[0] if first_line else None
     if wanted is None:
-        raise InvalidAnswer("Pick one of the options.", code="choice_required", extra={"options": _option_list(request)})
+        raise InvalidAnswer(
+            "Pick one of the options.", code="choice_required", extra={"options": _option_list(request)}
+        )
     if isinstance(wanted, str):
         wanted = [part for part in (p.strip() for p in wanted.split(",")) if part] if request.multiple else [wanted]
     if not isinstance(wanted, list) or not all(isinstance(w, str | int) for w in wanted):
@@ -169,7 +171,11 @@ def _find_option(options: list[dict[str, Any]], key: str) -> dict[str, Any] | No
         return options[int(number) - 1]
     wanted = normalize(key)
     for option in options:
-        if option["id"] == key or normalize(str(option["label"])) == wanted or normalize(str(option["value"])) == wanted:
+        if (
+            option["id"] == key
+            or normalize(str(option["label"])) == wanted
+            or normalize(str(option["value"])) == wanted
+        ):
             return option
     return None
 
@@ -377,7 +383,9 @@ def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> No
 
 
 @transaction.atomic
-def reassign_request(request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.API) -> HITLRequest:
+def reassign_request(
+    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.API
+) -> HITLRequest:
     new_email = clean_email(email)
     if not new_email:
         raise InvalidInput({"email": ["Must be a valid email address."]})

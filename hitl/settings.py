@@ -177,9 +177,7 @@ EMAIL_BACKEND = env_str(
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hitl@localhost")
-ANYMAIL = {
-    key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")
-}
+ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
 
 # --- HITL ----------------------------------------------------------------------------------------
 HITL_BASE_URL = env_str("HITL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

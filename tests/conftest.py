@@ -13,9 +13,7 @@ _real_connect = socket.socket.connect
 def _guarded_connect(self: socket.socket, address: Any) -> Any:
     """Tests reach only this machine (database, Redis, local receivers): never the internet."""
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and not (
-        host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")
-    ):
+    if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")):
         raise RuntimeError(f"network access blocked in tests: {address!r}")
     return _real_connect(self, address)
 

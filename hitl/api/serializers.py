@@ -22,7 +22,7 @@ class ResultSerializer(serializers.Serializer):
     choices = serializers.ListField(child=serializers.DictField())
     files = serializers.ListField()
     metadata = serializers.DictField()
-    source = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)  # type: ignore[assignment]
     responder = serializers.CharField(allow_null=True)
     responded_at = serializers.CharField(allow_null=True)
     method_name = serializers.CharField(allow_blank=True)
@@ -136,7 +136,7 @@ class RespondSerializer(serializers.Serializer):
 
 
 class CallbackSerializer(RespondSerializer):
-    source = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    source = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")  # type: ignore[assignment]
 
 
 class CancelSerializer(serializers.Serializer):

@@ -54,7 +54,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
 
     def get_queryset(self) -> QuerySet[HITLRequest]:
-        queryset = HITLRequest.objects.restrict(self.request.user, "view").select_related("resolution")
+        queryset: QuerySet[HITLRequest] = HITLRequest.objects.restrict(self.request.user, "view")
+        queryset = queryset.select_related("resolution")
         if self.action == "list":
             queryset = self._filter(queryset)
         return queryset.order_by("-created_at", "id")
@@ -128,7 +129,11 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return deployment
 
     @extend_schema(
-        parameters=[OpenApiParameter("wait", int, description=f"Long-poll up to N seconds (max {settings.HITL_MAX_WAIT_SECONDS}).")],
+        parameters=[
+            OpenApiParameter(
+                "wait", int, description=f"Long-poll up to N seconds (max {settings.HITL_MAX_WAIT_SECONDS})."
+            )
+        ],
         responses={200: ResultSerializer, **ERRORS},
     )
     @action(detail=True, methods=["get"])
@@ -152,7 +157,9 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = RespondSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         label = principal_label(request.user)
-        resolution = services.respond_to_request(obj.pk, _answer(body.validated_data), responder=label, source=Source.API)
+        resolution = services.respond_to_request(
+            obj.pk, _answer(body.validated_data), responder=label, source=Source.API
+        )
         return Response(resolution.result)
 
     @extend_schema(request=CancelSerializer, responses={200: RequestSerializer, **ERRORS})

@@ -28,6 +28,7 @@ _OPS = {
     ">": operator.gt,
     "in": lambda left, right: left in right,
 }
+_BARE_WORD = re.compile(r"^[\w@][\w.@\-]*$")
 _LINE = re.compile(r"^\s*(?P<path>[A-Za-z0-9_][\w.\-]*)\s*(?P<op>==|!=|<=|>=|<|>|\bin\b)\s*(?P<value>.+?)\s*$")
 
 
@@ -56,13 +57,17 @@ class Condition:
 def parse_condition(text: str) -> Condition:
     match = _LINE.match(text)
     if not match:
-        raise ConditionError(f"Cannot read condition {text!r}: expected '<path> <op> <value>', op one of {', '.join(_OPS)}.")
+        raise ConditionError(
+            f"Cannot read condition {text!r}: expected '<path> <op> <value>', op one of {', '.join(_OPS)}."
+        )
     raw = match["value"]
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
-        if raw.startswith(("[", "{", '"')):
-            raise ConditionError(f"Invalid JSON value in condition {text!r}.") from None
+        if not _BARE_WORD.match(raw):
+            raise ConditionError(
+                f'Invalid value in condition {text!r}: use JSON, e.g. 10000, "gold", [1, 2].'
+            ) from None
         value = raw
     if match["op"] == "in" and not isinstance(value, list | str):
         raise ConditionError(f"'in' needs a list or a string on the right: {text!r}.")

@@ -44,7 +44,11 @@ class TestEmitMode:
         assert AuditEvent.objects.filter(event_type="response.refused", target_id=created["id"]).count() == 1
 
     def test_it_matches_outcomes_case_and_punctuation_insensitively(self, world: World) -> None:
-        for said, expected in [("APPROVED", "approved"), ("approved.", "approved"), ("Needs revision!", "needs_revision")]:
+        for said, expected in [
+            ("APPROVED", "approved"),
+            ("approved.", "approved"),
+            ("Needs revision!", "needs_revision"),
+        ]:
             created = world.create(emit_options=["approved", "rejected", "needs_revision"])
             response = respond(world, created["id"], outcome=said)
             assert response.status_code == 200, response.content
@@ -129,7 +133,9 @@ class TestChoicesMode:
         assert result["choice"]["raw"]["source"]["title"] == "Django 6"
 
     def test_multiple_choices_and_bad_ids(self, world: World) -> None:
-        created = world.create(mode="choices", emit_options=None, options=self.ITEMS, multiple=True, label_path="source.title")
+        created = world.create(
+            mode="choices", emit_options=None, options=self.ITEMS, multiple=True, label_path="source.title"
+        )
         bad = respond(world, created["id"], choice_id=["option_9"])
         assert bad.status_code == 400 and bad.json()["code"] == "invalid_choice"
         result = respond(world, created["id"], choice_id=["option_1", "option_2"]).json()
@@ -178,7 +184,9 @@ class TestReassign:
     def test_a_manager_reassigns_and_it_is_audited(self, world: World) -> None:
         created = world.create()
         response = world.client_for("manager").post(
-            f"/api/v1/requests/{created['id']}/reassign/", {"email": "Legal@Example.com", "note": "legal must see"}, format="json"
+            f"/api/v1/requests/{created['id']}/reassign/",
+            {"email": "Legal@Example.com", "note": "legal must see"},
+            format="json",
         )
         assert response.status_code == 200, response.content
         assert response.json()["assigned_to_email"] == "legal@example.com"

@@ -20,6 +20,9 @@ class Command(BaseCommand):
 
             raise CommandError("Server-side flows are not available yet in this version; omit --flow.")
         deployment = create_deployment(
-            name=options["name"], creator_email=options["creator_email"], organization=options["organization"], actor="cli"
+            name=options["name"],
+            creator_email=options["creator_email"],
+            organization=options["organization"],
+            actor="cli",
         )
         self.stdout.write(str(deployment.pk))

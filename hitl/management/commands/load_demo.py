@@ -38,16 +38,30 @@ class Command(BaseCommand):
         deployment.sla_target_minutes = 60
         deployment.save(update_fields=["sla_target_minutes"])
         add_routing_rule(
-            deployment, name="Big expenses to the CFO", method_pattern="approve_*",
-            conditions="amount >= 10000", assign_to_email="cfo@example.com", priority=10, actor="demo",
+            deployment,
+            name="Big expenses to the CFO",
+            method_pattern="approve_*",
+            conditions="amount >= 10000",
+            assign_to_email="cfo@example.com",
+            priority=10,
+            actor="demo",
         )
         add_routing_rule(
-            deployment, name="Approvals to Finance", method_pattern="approve_*",
-            assign_to_email="finance@example.com", priority=20, actor="demo",
+            deployment,
+            name="Approvals to Finance",
+            method_pattern="approve_*",
+            assign_to_email="finance@example.com",
+            priority=20,
+            actor="demo",
         )
         add_routing_rule(
-            deployment, name="Route to Sales Rep", method_pattern="review_*",
-            assign_from_input="sales_rep_email", assign_to_email="sales@example.com", priority=30, actor="demo",
+            deployment,
+            name="Route to Sales Rep",
+            method_pattern="review_*",
+            assign_from_input="sales_rep_email",
+            assign_to_email="sales@example.com",
+            priority=30,
+            actor="demo",
         )
         reviewer = User.objects.filter(username="reviewer").first() or User.objects.create_user(
             "reviewer", "finance@example.com", password if password != "(unchanged)" else secrets.token_urlsafe(12)
@@ -64,6 +78,6 @@ class Command(BaseCommand):
         self.stdout.write(
             "  try:  curl -s -X POST http://127.0.0.1:8000/api/v1/requests/ "
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-            "-d '{\"method_name\": \"approve_payment\", \"message\": \"Pay invoice 42?\", "
-            "\"emit_options\": [\"approved\", \"rejected\"], \"state\": {\"amount\": 120}}'"
+            '-d \'{"method_name": "approve_payment", "message": "Pay invoice 42?", '
+            '"emit_options": ["approved", "rejected"], "state": {"amount": 120}}\''
         )
