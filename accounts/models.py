@@ -49,6 +49,17 @@ class Deployment(models.Model):
         help_text="The emit options this deployment's review points use, e.g. "
         '["approved", "rejected"]; the default outcome is validated against them.',
     )
+    reminder_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Remind the assignee by email after this many minutes (empty: never)."
+    )
+    escalation_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Reassign to the next email of the escalation chain after this many minutes."
+    )
+    escalation_emails = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The escalation chain, in order, e.g. ["lead@example.com", "head@example.com"].',
+    )
     link_ttl_seconds = models.PositiveIntegerField(
         default=7 * 24 * 3600, help_text="Default lifetime of magic links sent for this deployment's requests."
     )

@@ -85,6 +85,15 @@ class RoutingRule(models.Model):
         max_length=200, blank=True, help_text="Dotted path into the flow state, e.g. account.owner.email."
     )
     assign_to_email = models.EmailField(blank=True)
+    reminder_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the deployment's reminder for requests this rule assigns."
+    )
+    escalation_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the deployment's escalation interval."
+    )
+    escalation_emails = models.JSONField(
+        default=list, blank=True, help_text="Overrides the deployment's escalation chain (a list of emails)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -153,7 +162,15 @@ class HITLRequest(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     due_at = models.DateTimeField(null=True, blank=True, help_text="Timeout deadline (auto-response / wait).")
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    overdue = models.BooleanField(default=False, help_text="Set when the SLA due time passed while pending.")
+    reminder_due_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    escalation_due_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
     resolved_at = models.DateTimeField(null=True, blank=True)
+
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the assignee was last notified.")
+    notification_error = models.TextField(blank=True, help_text="The last notification failure, if any.")
 
     objects = HITLRequestQuerySet.as_manager()
 
@@ -163,6 +180,9 @@ class HITLRequest(models.Model):
         indexes = [
             # The sweeper's query: pending requests whose deadline has passed.
             models.Index(fields=["due_at"], name="hitl_pending_due", condition=Q(status="pending")),
+            models.Index(fields=["sla_due_at"], name="hitl_pending_sla", condition=Q(status="pending", overdue=False)),
+            models.Index(fields=["reminder_due_at"], name="hitl_pending_reminder", condition=Q(status="pending")),
+            models.Index(fields=["escalation_due_at"], name="hitl_pending_escalation", condition=Q(status="pending")),
             models.Index(fields=["deployment", "status", "-created_at"]),
             models.Index(fields=["assigned_to_email", "status"]),
         ]
@@ -198,3 +218,14 @@ class Resolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} by {self.responder or self.source}"
+
+
+class ThrottleCounter(models.Model):
+    """A fixed-window counter per key (error emails per address, fresh-link requests, ...)."""
+
+    key = models.CharField(max_length=255, unique=True)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

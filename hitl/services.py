@@ -17,6 +17,8 @@ from django.utils import timezone
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
+from hitl.channels.base import Event
+from hitl.dispatch import announce
 from hitl.errors import InvalidAnswer, InvalidInput, NotPending
 from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
 from hitl.lib.request_input import validate_request_input
@@ -130,6 +132,7 @@ def create_request(
             "rule_name": request.assigned_rule_name,
         },
     )
+    announce(request, Event.NEW_REQUEST)
     return request
 
 
@@ -350,6 +353,7 @@ def _resolve(
                 target=request,
                 data={"status": status, "outcome": fields["outcome"], "responder": responder},
             )
+            announce(request, Event.RESOLVED_BY_STATUS[status])
     if not won:
         _refuse(request, actor=actor, source=source, reason="not_pending")
     request.status = status
@@ -404,6 +408,7 @@ def reassign_request(
         target=request,
         data={"from": previous, "to": new_email, "note": note},
     )
+    announce(request, Event.REASSIGNED)
     return request
 
 

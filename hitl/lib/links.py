@@ -28,3 +28,21 @@ def callback_token(request: HITLRequest) -> str:
 
 def callback_url(request: HITLRequest) -> str:
     return absolute(reverse("api:request-callback", args=[request.pk, callback_token(request)]))
+
+
+MAGIC_PURPOSE = "magic"
+
+
+def magic_link_token(request: HITLRequest, email: str, ttl: int | None = None) -> str:
+    """A link for `email` to open (GET: view + confirm form) and answer (POST) the request, no account."""
+    lifetime = ttl or request.link_ttl_seconds or settings.HITL_REPLY_TOKEN_TTL
+    return signing.sign(MAGIC_PURPOSE, str(request.pk), email.lower(), ttl=lifetime)
+
+
+def magic_link_url(request: HITLRequest, email: str | None = None) -> str:
+    """`/r/<request id>/<email-b64>/<token>/` on HITL_BASE_URL (the review page's magic-link route)."""
+    import base64
+
+    address = (email or request.assigned_to_email).lower()
+    encoded = base64.urlsafe_b64encode(address.encode()).decode().rstrip("=")
+    return absolute(f"/r/{request.pk}/{encoded}/{magic_link_token(request, address)}/")

@@ -1,0 +1,49 @@
+"""The base every channel shares: `notify(request, event)` runs in a django-q2 task, never in a web
+request, and raises `ChannelError` for failures worth recording (the task records and audits them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from hitl.models import HITLRequest
+
+
+class Event:
+    """What happened to a request; channels choose which they act on."""
+
+    NEW_REQUEST = "new_request"
+    RESPONDED = "request_responded"
+    AUTO_RESPONDED = "request_auto_responded"
+    TIMED_OUT = "request_timed_out"
+    CANCELLED = "request_cancelled"
+    REASSIGNED = "request_reassigned"
+    REMINDER = "request_reminder"
+    RESEND = "request_resend"
+
+    RESOLVED_BY_STATUS: ClassVar[dict[str, str]] = {
+        "responded": RESPONDED,
+        "auto_responded": AUTO_RESPONDED,
+        "timed_out": TIMED_OUT,
+        "cancelled": CANCELLED,
+    }
+
+
+class ChannelError(Exception):
+    """A delivery failed; `detail` is safe to show ops staff (no secrets, no tokens)."""
+
+    def __init__(self, detail: str, *, retryable: bool = False):
+        super().__init__(detail)
+        self.detail = detail
+        self.retryable = retryable
+
+
+class Channel:
+    name: ClassVar[str] = ""
+    events: ClassVar[frozenset[str]] = frozenset()
+
+    def wants(self, request: HITLRequest, event: str) -> bool:
+        return event in self.events
+
+    def notify(self, request: HITLRequest, event: str) -> None:
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""Fixed-window rate limits kept in the database, so every web and worker process shares them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+
+def allow(key: str, *, limit: int, window_seconds: int) -> bool:
+    """Count one event for `key`; True while at most `limit` happened in the current window."""
+    from hitl.models import ThrottleCounter
+
+    now = timezone.now()
+    window_floor = now - timedelta(seconds=window_seconds)
+    with transaction.atomic():
+        # A window that ended starts over; otherwise count up. Both as single UPDATEs (no lost counts).
+        if ThrottleCounter.objects.filter(key=key, window_start__lte=window_floor).update(window_start=now, count=1):
+            return True
+        if ThrottleCounter.objects.filter(key=key).update(count=F("count") + 1):
+            return ThrottleCounter.objects.get(key=key).count <= limit
+        try:
+            with transaction.atomic():
+                ThrottleCounter.objects.create(key=key, window_start=now, count=1)
+        except IntegrityError:
+            # Another process created it first: count against theirs.
+            ThrottleCounter.objects.filter(key=key).update(count=F("count") + 1)
+            return ThrottleCounter.objects.get(key=key).count <= limit
+    return True
