@@ -423,3 +423,24 @@ def add_routing_rule(deployment: Deployment, *, actor: str, **fields: Any) -> Ro
     rule.save()
     record_event(EventType.RULE_CHANGED, actor=actor, target=rule, data={"name": rule.name, "created": True})
     return rule
+
+
+# --- notifications ---------------------------------------------------------------------------------
+
+
+def resend_notification(request_id: Any, *, actor: str, source: str) -> HITLRequest:
+    """Send the assignee the notification again (fresh reply token and magic link). Pending only;
+    it always goes to the assigned address, whoever asks for it."""
+    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    if not request.is_pending:
+        _refuse(request, actor=actor, source=source, reason="not_pending")
+    with transaction.atomic():
+        record_event(
+            EventType.NOTIFICATION_SENT,
+            actor=actor,
+            source=source,
+            target=request,
+            data={"action": "resend_requested", "to": request.assigned_to_email},
+        )
+        announce(request, Event.RESEND)
+    return request
