@@ -13,3 +13,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 Q_CLUSTER["sync"] = True
 HITL_TASKS_SYNC = True
 HITL_BASE_URL = "https://hitl.example.test"
+ANYMAIL = {
+    "WEBHOOK_SECRET": "esp-user:esp-secret-password",
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "mailgun-signing-key",
+    "POSTMARK_SERVER_TOKEN": "test",
+}
+HITL_INBOUND_DOMAIN = "reply.hitl.example.test"
