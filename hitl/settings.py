@@ -173,7 +173,8 @@ else:
 # --- email ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+    # Under DEBUG, sent mail lands in the dev mailbox (/dev/mailbox/) where it can be answered.
+    "hitl.lib.dev_mailbox.DevMailboxBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hitl@localhost")

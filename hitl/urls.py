@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hitl import dev_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("hitl.api.urls", "api"), namespace="api")),
@@ -10,4 +12,7 @@ urlpatterns = [
     # Anymail's inbound (and tracking) webhooks: /anymail/<esp>/inbound/, protected by
     # ANYMAIL_WEBHOOK_SECRET (basic auth) and, where the ESP signs, its signing key.
     path("anymail/", include("anymail.urls")),
+    # Development mailbox: 404 unless DEBUG.
+    path("dev/mailbox/", dev_views.mailbox, name="dev-mailbox"),
+    path("dev/mailbox/<str:name>/", dev_views.message, name="dev-mailbox-message"),
 ]
