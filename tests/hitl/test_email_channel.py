@@ -233,6 +233,7 @@ class TestMachineMail:
             {"Auto-Submitted": "auto-replied"},
             {"Precedence": "bulk"},
             {"X-Autoreply": "yes"},
+            {"Return-Path": "<>"},
         ],
     )
     def test_out_of_office_changes_nothing_and_sends_nothing(self, world: World, headers: dict) -> None:
