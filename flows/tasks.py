@@ -1,0 +1,11 @@
+"""django-q2 task functions for flows: thin, idempotent."""
+
+from flows import engine
+
+
+def run_step(run_id: str, seq: int) -> None:
+    engine.run_step(run_id, seq)
+
+
+def recover_stalled_runs() -> int:
+    return engine.recover_stalled_runs()
