@@ -88,6 +88,7 @@ class ExpenseApprovalFlow(Flow):
     def prepare(self):
         self.state.setdefault("amount", 0)
         currency, description = self.state.get("currency", "EUR"), self.state.get("description", "")
+        currency, description = self.state.get("currency", "EUR"), self.state.get("description", "")
         return f"Expense of {self.state['amount']} {currency}: {description}"
 
     @human_feedback(message="Approve this expense?", mode="approval")
