@@ -83,13 +83,12 @@ def auto_reply_reason(message: Message, sender: str) -> str | None:
 
 
 def reply_body(message: Message) -> str:
-    text = getattr(message, "text", None)
-    if text is None and not hasattr(message, "text"):
-        text = _plain_part(message)
+    """The new text of the reply: plain part (or HTML turned to text), quotes and signatures removed,
+    cut to what an answer may hold. Unknown charsets decode best-effort instead of failing."""
+    text = _plain_part(message)
     if not (text or "").strip():
-        html = getattr(message, "html", None) if hasattr(message, "html") else _html_part(message)
-        text = html_to_text(html or "")
-    return strip_quotes((text or "")[:MAX_BODY_CHARS])
+        text = html_to_text(_html_part(message) or "")
+    return strip_quotes((text or "")[:MAX_BODY_CHARS])[: services.MAX_FEEDBACK]
 
 
 def _plain_part(message: Message) -> str | None:
