@@ -88,7 +88,8 @@ def reply_body(message: Message) -> str:
     text = _plain_part(message)
     if not (text or "").strip():
         text = html_to_text(_html_part(message) or "")
-    return strip_quotes((text or "")[:MAX_BODY_CHARS])[: services.MAX_FEEDBACK]
+    # NUL can't be stored (PostgreSQL) and never carries meaning in a reply.
+    return strip_quotes((text or "")[:MAX_BODY_CHARS].replace("\x00", ""))[: services.MAX_FEEDBACK]
 
 
 def _plain_part(message: Message) -> str | None:
@@ -118,9 +119,9 @@ def _decode(part: Message) -> str:
 
 def process_inbound_email(message: Message, *, via: str) -> Outcome:
     """Process one inbound email; returns what happened. Raises only for our own failures."""
-    sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
-    message_id = str(message.get("Message-ID", "")).strip()[:255] or None
-    subject = str(message.get("Subject", ""))[:255]
+    sender = parseaddr(str(message.get("From", "")).replace("\x00", ""))[1].strip().lower()
+    message_id = str(message.get("Message-ID", "")).replace("\x00", "").strip()[:255] or None
+    subject = str(message.get("Subject", "")).replace("\x00", "")[:255]
 
     if message_id and InboundEmail.objects.filter(message_id=message_id).exists():
         # An ESP retried its webhook: the first delivery was processed; do nothing twice.

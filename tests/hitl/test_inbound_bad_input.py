@@ -97,3 +97,12 @@ class TestBadInput:
         response = post_raw(raw, reply_to)
         assert response.status_code == 200
         assert HITLRequest.objects.get(pk=request_id).status == "pending"
+
+
+class TestNulBytes:
+    def test_nul_bytes_in_a_reply_are_dropped(self, pending: tuple[str, str]) -> None:
+        request_id, reply_to = pending
+        raw = esp.raw_reply(sender=REVIEWER, to=reply_to, body="approved\x00\n\nfine\x00 by me")
+        assert post_raw(raw, reply_to).status_code == 200
+        result = HITLRequest.objects.get(pk=request_id).resolution.result
+        assert (result["outcome"], result["feedback"]) == ("approved", "fine by me")
