@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from hitl import sweeper, webhooks
 from hitl.channels.base import ChannelError
 from hitl.dispatch import channel
 from hitl.models import HITLRequest
@@ -21,3 +22,13 @@ def notify_channel(channel_path: str, request_id: str, event: str) -> None:
     except ChannelError as exc:
         # The channel has recorded and audited the failure itself; nothing more to retry here.
         logger.warning("channel %s failed for %s/%s: %s", channel_path, request_id, event, exc.detail)
+
+
+def sweep() -> str:
+    """The minute schedule's task (hitl.schedules): one pass of the deadline sweeper."""
+    return str(sweeper.sweep())
+
+
+def deliver_webhook(delivery_id: int) -> None:
+    """One attempt of one webhook delivery, if it is due (a duplicate task finds nothing to do)."""
+    webhooks.attempt_delivery(delivery_id)

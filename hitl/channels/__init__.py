@@ -2,6 +2,6 @@
 
 CHANNELS: list[str] = [
     # "hitl.channels.email.EmailChannel",      (issue 3)
-    # "hitl.channels.webhook.WebhookChannel",  (issue 4)
+    "hitl.channels.webhook.WebhookChannel",
     # "hitl.channels.telegram.TelegramChannel" (issue 5)
 ]
