@@ -160,7 +160,8 @@ class HITLRequest(models.Model):
     assigned_rule_name = models.CharField(max_length=200, blank=True)
     assignment_step = models.CharField(max_length=20, choices=AssignmentStep.choices)
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not auto_now_add: create_request sets it to the same instant its deadlines count from.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     due_at = models.DateTimeField(null=True, blank=True, help_text="Timeout deadline (auto-response / wait).")
     sla_due_at = models.DateTimeField(null=True, blank=True)

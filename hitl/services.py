@@ -90,6 +90,7 @@ def create_request(
     follow = follow_up(deployment, assignment.rule)
     request = HITLRequest.objects.create(
         deployment=deployment,
+        created_at=now,
         flow_id=clean.flow_id,
         flow_name=clean.flow_name,
         method_name=clean.method_name,
