@@ -31,8 +31,11 @@ def enqueue(func: str, *args: object) -> None:
 
 
 def announce(request: HITLRequest, event: str) -> None:
-    """Schedule `hitl.tasks.notify_channel` for every channel that wants `event`, after commit."""
+    """Let outbox channels stage their work in the current transaction, then schedule
+    `hitl.tasks.notify_channel` for every channel that wants `event`, after commit."""
     request_id = str(request.pk)
+    for path in CHANNELS:
+        channel(path).stage(request, event)
 
     def schedule() -> None:
         for path in CHANNELS:

@@ -193,6 +193,11 @@ HITL_ENCRYPTION_KEYS = env_list("HITL_ENCRYPTION_KEYS")
 HITL_EGRESS_ALLOWED_HOSTS = env_list("HITL_EGRESS_ALLOWED_HOSTS")
 HITL_TASKS_SYNC = env_bool("HITL_TASKS_SYNC", False)
 HITL_CALLBACK_TTL = env_int("HITL_CALLBACK_TTL", 30 * 24 * 3600)
+# Outbound webhooks: the time budget of one attempt (redirects included), the retries a new webhook
+# gets (0 = the seed's "no retry"), and the first backoff delay, doubled after every failed attempt.
+HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 30)
+HITL_WEBHOOK_MAX_RETRIES = env_int("HITL_WEBHOOK_MAX_RETRIES", 5)
+HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 HITL_MAX_WAIT_SECONDS = 60
 
 LOGGING = {

@@ -2,7 +2,7 @@
 
 CHANNELS: list[str] = [
     "hitl.channels.email.EmailChannel",
+    "hitl.channels.webhook.WebhookChannel",
     "flows.channel.FlowChannel",
-    # "hitl.channels.webhook.WebhookChannel",  (issue 4)
     # "hitl.channels.telegram.TelegramChannel" (issue 5)
 ]
