@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint migrate clean crewai-venv
+.PHONY: run test install lint migrate clean crewai-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,12 @@ run: install
 	@echo "Starting web server on http://127.0.0.1:8000 and a qcluster worker (Ctrl-C stops both)"
 	@DEBUG=1 bash -c 'trap "kill 0" EXIT; $(BIN)/python manage.py qcluster & $(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload'
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || tests/browser/install-chromium.sh
 
 # A separate virtualenv with CrewAI for the integration test (never the server's); CI sets
 # CREWAI_PYTHON=.venv-crewai/bin/python so `make test` runs it.

@@ -34,3 +34,10 @@ class InvalidAnswer(HitlError):
 class NotPending(HitlError):
     status = 409
     code = "not_pending"
+
+
+class NotAllowed(HitlError):
+    """The caller may see the request but not do this to it (e.g. delegate a request not theirs)."""
+
+    status = 403
+    code = "forbidden"

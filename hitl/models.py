@@ -61,6 +61,7 @@ class AssignmentStep(models.TextChoices):
     CREATOR = "creator", "Deployment creator (fallback)"
     REASSIGNED = "reassigned", "Reassigned by a manager"
     ESCALATED = "escalated", "Escalated (no answer in time)"
+    DELEGATED = "delegated", "Delegated by the assignee"
 
 
 class RoutingRule(models.Model):

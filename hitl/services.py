@@ -19,7 +19,7 @@ from audit.models import EventType
 from audit.services import record_event
 from hitl.channels.base import Event
 from hitl.dispatch import announce
-from hitl.errors import InvalidAnswer, InvalidInput, NotPending
+from hitl.errors import InvalidAnswer, InvalidInput, NotAllowed, NotPending
 from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
 from hitl.lib.deadlines import follow_up, next_in_chain
 from hitl.lib.request_input import validate_request_input
@@ -408,6 +408,39 @@ def reassign_request(
         request, new_email=new_email, actor=actor, source=source, step=AssignmentStep.REASSIGNED, data={"note": note}
     ):
         _refuse(request, actor=actor, source=source, reason="not_pending")
+    return request
+
+
+@transaction.atomic
+def delegate_request(
+    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.DASHBOARD
+) -> HITLRequest:
+    """The assignee hands a pending request over to someone else (beyond the seeds, SPEC §12).
+
+    `actor` must be the current assignee's email; the compare-and-set includes it, so a delegation
+    racing a manager's reassignment cannot take the request back from its new assignee.
+    """
+    new_email = clean_email(email)
+    if not new_email:
+        raise InvalidInput({"email": ["Must be a valid email address."]})
+    request = HITLRequest.objects.select_for_update().get(pk=request_id)
+    if not request.is_pending:
+        _refuse(request, actor=actor, source=source, reason="not_pending")
+    current = request.assigned_to_email.lower()
+    if actor.lower() != current:
+        raise NotAllowed("Only the assignee can delegate this request.", code="not_assignee")
+    if new_email == current:
+        raise InvalidInput({"email": ["The request is already assigned to this address."]})
+    if not _reassign(
+        request,
+        new_email=new_email,
+        actor=actor,
+        source=source,
+        step=AssignmentStep.DELEGATED,
+        data={"note": note, "delegated": True},
+        guard={"assigned_to_email": request.assigned_to_email},
+    ):
+        raise NotAllowed("The request was reassigned meanwhile.", code="not_assignee")
     return request
 
 

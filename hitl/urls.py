@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -6,6 +7,8 @@ from hitl import dev_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(("hitl.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -15,6 +18,8 @@ urlpatterns = [
     # Development mailbox: 404 unless DEBUG.
     path("dev/mailbox/", dev_views.mailbox, name="dev-mailbox"),
     path("dev/mailbox/<str:name>/", dev_views.message, name="dev-mailbox-message"),
+    # Reviewer pages: inbox, review page, magic links (hitl.page_urls).
+    path("", include("hitl.page_urls")),
 ]
 
 handler404 = "hitl.error_views.not_found"

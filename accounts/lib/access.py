@@ -1,8 +1,9 @@
 """Who may see and act on which deployment's requests (SPEC §10), in one place.
 
 A principal is a signed-in user (permissions from django-guardian, per deployment, direct or through
-groups) or an API key (its own deployment only; read-only keys may not act). Email and magic-link
-responders are authorised by their signed token instead, never through here.
+groups), an API key (its own deployment only; read-only keys may not act), or the holder of a magic
+link (`LinkPrincipal`: one request, while it is assigned to the link's email). Email-reply responders
+are authorised by their signed reply token instead, never through here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ class ApiKeyPrincipal:
         return self.label
 
 
+@dataclass(frozen=True)
+class LinkPrincipal:
+    """Whoever opened a valid magic link (SPEC §4): may view and answer that one request, and only
+    while it is still assigned to the link's email (a reassignment or delegation ends it). Never a
+    manager. Built by `hitl.lib.magic` from a verified token or the session marker it leaves."""
+
+    request_id: str
+    email: str
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_superuser: bool = False
+    is_staff: bool = False
+    is_anonymous: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.email
+
+    def __str__(self) -> str:
+        return self.email
+
+
 def principal_label(principal: Any) -> str:
     """The actor string written in audit events and `responder` fields."""
     if isinstance(principal, ApiKeyPrincipal):
@@ -68,6 +91,10 @@ def request_scope(principal: Any, action: Action) -> Q:
         if action != "view" and principal.key.access != ApiKey.Access.FULL:
             return nothing
         return Q(deployment_id=principal.deployment_id)
+    if isinstance(principal, LinkPrincipal):
+        if action == "manage" or not principal.email:
+            return nothing
+        return Q(pk=principal.request_id, assigned_to_email__iexact=principal.email)
     if not principal.is_active:
         return nothing
     if principal.is_superuser:
@@ -91,6 +118,8 @@ def deployment_scope(principal: Any, action: Action) -> Q:
         if action != "view" and principal.key.access != ApiKey.Access.FULL:
             return nothing
         return Q(pk=principal.deployment_id)
+    if isinstance(principal, LinkPrincipal):
+        return nothing  # a link opens one request, never a deployment
     if principal.is_superuser:
         return Q()
     managed = Q(pk__in=deployments_for(principal, MANAGE_PERM))

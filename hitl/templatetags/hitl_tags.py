@@ -1,0 +1,49 @@
+"""Small presentation helpers for the reviewer pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from hitl.lib import review
+
+register = template.Library()
+
+POSITIVE = {"approved", "approve", "accept", "accepted", "yes", "publish", "ok", "lgtm"}
+NEGATIVE = {"rejected", "reject", "decline", "declined", "no", "deny", "denied"}
+
+
+@register.filter
+def option_label(option: str) -> str:
+    """`needs_revision` → `Needs revision` (the value sent stays the option itself)."""
+    text = str(option).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+@register.filter
+def option_class(option: str) -> str:
+    key = str(option).strip().lower()
+    if key in POSITIVE:
+        return "btn-approve"
+    if key in NEGATIVE:
+        return "btn-reject"
+    return "btn-option"
+
+
+@register.filter
+def answer_summary(result: dict[str, Any] | None) -> str:
+    return review.answer_summary(result or {})
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """ "just now", "5 minutes ago", "3 hours ago" (one unit: the inbox is scanned, not read)."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, depth=1)} ago"
