@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -97,15 +97,8 @@ def _events_for(principal: Any, deployment: int | None) -> QuerySet[AuditEvent]:
     return events
 
 
-class _Export(BaseRenderer):
-    """Documentation only: the view streams the file itself."""
-
-    media_type = "application/jsonl"
-    format = "jsonl"
-
-
 class AuditExportView(APIView):
-    renderer_classes = [JSONRenderer, _Export]
+    renderer_classes = [JSONRenderer]
     content_negotiation_class = _FormatIsOurs
 
     @extend_schema(

@@ -38,7 +38,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Expression, F, Func, Min, Q, QuerySet, Value
+from django.db.models import Count, Expression, F, FloatField, Func, Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncWeek
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
@@ -68,8 +68,6 @@ class WholeSecondsBetween(Func):
     arity = 2
 
     def __init__(self, start: str, end: str) -> None:
-        from django.db.models import FloatField
-
         super().__init__(F(start), F(end), output_field=FloatField())
 
     def _compiled(self, compiler: SQLCompiler) -> tuple[str, str, tuple[Any, ...]]:

@@ -27,13 +27,13 @@ def _metric_columns(backlog: bool) -> list[Column]:
         Column("auto_responded", "Auto"),
         Column("timed_out", "Timed out", on_page=False),
         Column("cancelled", "Cancelled", on_page=False),
-        Column("response_time_median", "Median response", "seconds"),
-        Column("response_time_p90", "p90 response", "seconds"),
-        Column("response_time_mean", "Mean response", "seconds"),
+        Column("response_time_median", "Median", "seconds"),
+        Column("response_time_p90", "p90", "seconds"),
+        Column("response_time_mean", "Mean response", "seconds", on_page=False),
         Column("sla_met", "SLA met", on_page=False),
         Column("sla_total", "SLA due", on_page=False),
         Column("sla_share", "Within SLA", "share"),
-        Column("auto_response_share", "Auto share", "share"),
+        Column("auto_response_share", "Auto share", "share", on_page=False),
     ]
     if backlog:
         columns += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,8 +55,12 @@ def _chart_data(report: dict[str, Any]) -> dict[str, Any]:
     def minutes(value: float | None) -> float | None:
         return None if value is None else round(value / 60, 1)
 
+    def label(period: str) -> str:
+        day = date.fromisoformat(period)
+        return f"{day.day} {day:%b}"
+
     return {
-        "periods": [row["period"] for row in periods],
+        "periods": [label(row["period"]) for row in periods],
         "created": [row["created"] for row in periods],
         "resolved": [row["resolved"] for row in periods],
         "median": [minutes(row["response_time_median"]) for row in periods],

@@ -31,7 +31,7 @@
       ],
     },
     options: {
-      scales: { y: { beginAtZero: true, ticks: { precision: 0 }, grid: grid }, x: { grid: { display: false } } },
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 }, grid: grid }, x: { grid: { display: false }, ticks: { maxRotation: 0, maxTicksLimit: 12 } } },
       plugins: { legend: { position: "top", align: "end" } },
     },
   });
@@ -43,17 +43,33 @@
       datasets: [
         { label: "Median", data: data.median, borderColor: colors.violet, backgroundColor: colors.violet, tension: 0.3, spanGaps: true },
         { label: "p90", data: data.p90, borderColor: colors.amber, backgroundColor: colors.amber, borderDash: [5, 4], tension: 0.3, spanGaps: true },
-        { label: "Within SLA (%)", data: data.sla, borderColor: colors.teal, backgroundColor: colors.teal, yAxisID: "sla", tension: 0.3, spanGaps: true, pointRadius: 0, borderWidth: 1.5 },
       ],
     },
     options: {
       interaction: { mode: "index", intersect: false },
       scales: {
         y: { beginAtZero: true, title: { display: true, text: "minutes" }, grid: grid },
-        sla: { position: "right", min: 0, max: 100, title: { display: true, text: "% within SLA" }, grid: { display: false } },
-        x: { grid: { display: false } },
+        x: { grid: { display: false }, ticks: { maxRotation: 0, maxTicksLimit: 12 } },
       },
       plugins: { legend: { position: "top", align: "end" } },
+    },
+  });
+
+  make("chart-sla", {
+    type: "line",
+    data: {
+      labels: data.periods,
+      datasets: [{
+        label: "Within SLA", data: data.sla, borderColor: colors.teal, backgroundColor: "rgba(20, 145, 155, .12)",
+        fill: true, tension: 0.3, spanGaps: true, pointRadius: 2,
+      }],
+    },
+    options: {
+      scales: {
+        y: { min: 0, max: 100, ticks: { callback: function (v) { return v + " %"; } }, grid: grid },
+        x: { grid: { display: false }, ticks: { maxRotation: 0, maxTicksLimit: 7 } },
+      },
+      plugins: { legend: { display: false } },
     },
   });
 
