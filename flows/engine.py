@@ -166,7 +166,8 @@ def kickoff(
         webhooks=urls,
         webhook_secret=crypto.encrypt(secret) if secret else "",
     )
-    run.plain_webhook_secret = secret  # type: ignore[attr-defined]  (shown once, in the kickoff response)
+    # Shown once, in the kickoff response; only its encrypted form is stored.
+    run.plain_webhook_secret = secret  # type: ignore[attr-defined]
     if flow_cls._state_model is None and "id" not in state:
         # CrewAI flows find their run id in state["id"]; keep that habit.
         run.state = {"id": str(run.pk), **state}

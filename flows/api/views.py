@@ -125,12 +125,12 @@ class KickoffView(APIView):
         )
         secret = getattr(run, "plain_webhook_secret", "")
         run.refresh_from_db()
-        body: dict[str, Any] = {"execution_id": str(run.pk), "status": run.status}
+        reply: dict[str, Any] = {"execution_id": str(run.pk), "status": run.status}
         if secret:
-            body["webhook_secret"] = secret  # verifies our signatures on this run's webhooks; shown once
+            reply["webhook_secret"] = secret  # verifies our signatures on this run's webhooks; shown once
         if data["sync"]:
-            return Response({**body, "state": run.state})
-        return Response(body, status=202)
+            return Response({**reply, "state": run.state})
+        return Response(reply, status=202)
 
 
 class ResumeView(APIView):
