@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class HitlConfig(AppConfig):
@@ -6,4 +7,9 @@ class HitlConfig(AppConfig):
     verbose_name = "Human-in-the-loop requests"
 
     def ready(self) -> None:
-        from hitl import checks, receivers  # noqa: F401  (connects signals, registers checks)
+        from hitl import checks, receivers  # noqa: F401  (registers the system checks, connects signals)
+        from hitl.schedules import ensure_schedules
+
+        # After django_q's tables exist: connected without a sender, it runs once per migrate
+        # for every app, so only act on our own app's signal.
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="hitl.ensure_schedules")

@@ -1,22 +1,48 @@
-"""System checks that stop a misconfigured production start (`manage.py check --deploy` and runserver)."""
+"""System checks (`manage.py check`, and every runserver/qcluster start)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core import checks
 
 
-@register(Tags.security, deploy=False)
-def inbound_webhook_secret(app_configs: Any, **kwargs: Any) -> list[Error]:
+@checks.register(checks.Tags.security, deploy=False)
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for index, key in enumerate(settings.HITL_ENCRYPTION_KEYS):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            messages.append(
+                checks.Error(
+                    f"HITL_ENCRYPTION_KEYS: key #{index + 1} is not a valid Fernet key (32 url-safe base64 bytes).",
+                    id="hitl.E001",
+                )
+            )
+    if not settings.HITL_ENCRYPTION_KEYS and not settings.DEBUG:
+        messages.append(
+            checks.Warning(
+                "HITL_ENCRYPTION_KEYS is not set: webhook secrets cannot be created or used.",
+                hint='Generate one: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"',
+                id="hitl.W001",
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_inbound_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Anymail's inbound webhooks take email replies that answer requests: never without a secret."""
     if settings.DEBUG or settings.ANYMAIL.get("WEBHOOK_SECRET"):
         return []
     return [
-        Error(
+        checks.Error(
             "ANYMAIL_WEBHOOK_SECRET is not set: the inbound email webhook would accept anyone's POST.",
             hint='Set ANYMAIL_WEBHOOK_SECRET="user:long-random-password" and use it in your ESP\'s inbound URL.',
-            id="hitl.E001",
+            id="hitl.E002",
         )
     ]

@@ -83,13 +83,13 @@ def auto_reply_reason(message: Message, sender: str) -> str | None:
 
 
 def reply_body(message: Message) -> str:
-    text = getattr(message, "text", None)
-    if text is None and not hasattr(message, "text"):
-        text = _plain_part(message)
+    """The new text of the reply: plain part (or HTML turned to text), quotes and signatures removed,
+    cut to what an answer may hold. Unknown charsets decode best-effort instead of failing."""
+    text = _plain_part(message)
     if not (text or "").strip():
-        html = getattr(message, "html", None) if hasattr(message, "html") else _html_part(message)
-        text = html_to_text(html or "")
-    return strip_quotes((text or "")[:MAX_BODY_CHARS])
+        text = html_to_text(_html_part(message) or "")
+    # NUL can't be stored (PostgreSQL) and never carries meaning in a reply.
+    return strip_quotes((text or "")[:MAX_BODY_CHARS].replace("\x00", ""))[: services.MAX_FEEDBACK]
 
 
 def _plain_part(message: Message) -> str | None:
@@ -119,9 +119,9 @@ def _decode(part: Message) -> str:
 
 def process_inbound_email(message: Message, *, via: str) -> Outcome:
     """Process one inbound email; returns what happened. Raises only for our own failures."""
-    sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
-    message_id = str(message.get("Message-ID", "")).strip()[:255] or None
-    subject = str(message.get("Subject", ""))[:255]
+    sender = parseaddr(str(message.get("From", "")).replace("\x00", ""))[1].strip().lower()
+    message_id = str(message.get("Message-ID", "")).replace("\x00", "").strip()[:255] or None
+    subject = str(message.get("Subject", "")).replace("\x00", "")[:255]
 
     if message_id and InboundEmail.objects.filter(message_id=message_id).exists():
         # An ESP retried its webhook: the first delivery was processed; do nothing twice.

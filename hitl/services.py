@@ -8,7 +8,7 @@ compare-and-set on `status` plus the one-to-one Resolution row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -21,10 +21,11 @@ from hitl.channels.base import Event
 from hitl.dispatch import announce
 from hitl.errors import InvalidAnswer, InvalidInput, NotPending
 from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
+from hitl.lib.deadlines import follow_up, next_in_chain
 from hitl.lib.request_input import validate_request_input
 from hitl.lib.results import build_result
 from hitl.lib.routing import choose_assignee, clean_email
-from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, RoutingRule, Source, Status
+from hitl.models import AssignmentStep, HITLRequest, Mode, OnTimeout, Resolution, RoutingRule, Source, Status
 
 MAX_FEEDBACK = 50_000
 _RESOLVED_VERBS: dict[str, str] = {
@@ -86,8 +87,10 @@ def create_request(
         state=clean.state,
         explicit=clean.assign_to or None,
     )
+    follow = follow_up(deployment, assignment.rule)
     request = HITLRequest.objects.create(
         deployment=deployment,
+        created_at=now,
         flow_id=clean.flow_id,
         flow_name=clean.flow_name,
         method_name=clean.method_name,
@@ -112,6 +115,8 @@ def create_request(
         assignment_step=assignment.step,
         due_at=now + timedelta(seconds=timeout) if timeout else None,
         sla_due_at=(now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None),
+        reminder_due_at=follow.reminder_due(now),
+        escalation_due_at=follow.escalation_due(now, level=0),
     )
     record_event(
         EventType.REQUEST_CREATED,
@@ -316,8 +321,9 @@ def _resolve(
     event: str,
     edited_output: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Resolution:
-    now = timezone.now()
+    now = now or timezone.now()
     with transaction.atomic():
         # Compare-and-set: of any number of concurrent writers, exactly one sees a row count of 1.
         won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
@@ -398,22 +404,149 @@ def reassign_request(
     if not new_email:
         raise InvalidInput({"email": ["Must be a valid email address."]})
     request = HITLRequest.objects.select_for_update().get(pk=request_id)
-    if not request.is_pending:
+    if not request.is_pending or not _reassign(
+        request, new_email=new_email, actor=actor, source=source, step=AssignmentStep.REASSIGNED, data={"note": note}
+    ):
         _refuse(request, actor=actor, source=source, reason="not_pending")
+    return request
+
+
+def _reassign(
+    request: HITLRequest,
+    *,
+    new_email: str,
+    actor: str,
+    source: str,
+    step: str,
+    data: dict[str, Any],
+    guard: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+) -> bool:
+    """The one reassignment write, for managers and for escalation: a compare-and-set on `pending`
+    (plus `guard`), the audit event, and the REASSIGNED announcement. False if the set lost."""
     previous = request.assigned_to_email
-    HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
-        assigned_to_email=new_email, assignment_step=AssignmentStep.REASSIGNED, updated_at=timezone.now()
+    won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **(guard or {})).update(
+        assigned_to_email=new_email, assignment_step=step, updated_at=timezone.now(), **(updates or {})
     )
+    if not won:
+        return False
     request.refresh_from_db()
     record_event(
         EventType.REQUEST_REASSIGNED,
         actor=actor,
         source=source,
         target=request,
-        data={"from": previous, "to": new_email, "note": note},
+        data={"from": previous, "to": new_email, **data},
     )
     announce(request, Event.REASSIGNED)
-    return request
+    return True
+
+
+# --- deadlines (run by hitl.sweeper) ---------------------------------------------------------------
+
+
+def expire_request(request_id: Any, *, now: datetime | None = None) -> Resolution | None:
+    """Apply the request's `on_timeout` once its deadline has passed (SPEC §5), through the same
+    compare-and-set as every answer: `default` with a default outcome → auto_responded with that
+    outcome; otherwise (`fail`, `continue`, or no default outcome) → timed_out, and the flow decides.
+
+    None when the request is not due (never early) or no longer pending. A human answer committed
+    in the same instant makes this raise NotPending (audited as a refused answer), never a second
+    resolution.
+    """
+    now = now or timezone.now()
+    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    if not request.is_pending or request.due_at is None or request.due_at > now:
+        return None
+    if request.on_timeout == OnTimeout.DEFAULT and request.default_outcome:
+        status, event, outcome = Status.AUTO_RESPONDED, EventType.AUTO_RESPONDED, request.default_outcome
+        metadata: dict[str, Any] = {}
+    else:
+        status, event, outcome = Status.TIMED_OUT, EventType.TIMED_OUT, None
+        metadata = {"timed_out": True, "on_timeout": request.on_timeout}
+    return _resolve(
+        request,
+        status=status,
+        source=Source.AUTO,
+        responder="system",
+        actor="system",
+        fields={"outcome": outcome, "feedback": "", "text": "", "choices": []},
+        event=event,
+        extra_metadata=metadata,
+        now=now,
+    )
+
+
+@transaction.atomic
+def mark_overdue(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Flag a pending request whose SLA due time has passed (once)."""
+    now = now or timezone.now()
+    won = HITLRequest.objects.filter(pk=request_id, status=Status.PENDING, overdue=False, sla_due_at__lte=now).update(
+        overdue=True, updated_at=now
+    )
+    if won:
+        request = HITLRequest.objects.get(pk=request_id)
+        record_event(
+            EventType.REQUEST_OVERDUE,
+            actor="system",
+            source=Source.AUTO,
+            target=request,
+            data={"sla_due_at": request.sla_due_at, "assigned_to_email": request.assigned_to_email},
+        )
+    return bool(won)
+
+
+@transaction.atomic
+def remind_assignee(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Ask the channels to remind the assignee of a pending request (once: the due time is cleared
+    by the same compare-and-set that claims the reminder)."""
+    now = now or timezone.now()
+    won = HITLRequest.objects.filter(pk=request_id, status=Status.PENDING, reminder_due_at__lte=now).update(
+        reminder_due_at=None, reminder_sent_at=now, updated_at=now
+    )
+    if not won:
+        return False
+    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    record_event(
+        EventType.NOTIFICATION_SENT,
+        actor="system",
+        source=Source.AUTO,
+        target=request,
+        data={"action": "reminder_requested", "to": request.assigned_to_email},
+    )
+    announce(request, Event.REMINDER)
+    return True
+
+
+@transaction.atomic
+def escalate_request(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Take the next step of the escalation chain if it is due: reassign to the chain's next email
+    (audited and announced like a manager's reassignment) and set when the step after it is due.
+    Each step happens once: the compare-and-set includes the step's level and due time."""
+    now = now or timezone.now()
+    request = HITLRequest.objects.select_related("deployment", "assigned_rule").get(pk=request_id)
+    if not request.is_pending or request.escalation_due_at is None or request.escalation_due_at > now:
+        return False
+    config = follow_up(request.deployment, request.assigned_rule)
+    email, level = next_in_chain(config.chain, request.escalation_level, request.assigned_to_email)
+    guard = {"escalation_level": request.escalation_level, "escalation_due_at": request.escalation_due_at}
+    updates = {"escalation_level": level, "escalation_due_at": config.escalation_due(now, level)}
+    if email is None:
+        # The chain is used up (or was emptied meanwhile): stop escalating this request.
+        HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **guard).update(
+            escalation_level=level, escalation_due_at=None
+        )
+        return False
+    return _reassign(
+        request,
+        new_email=email,
+        actor="system",
+        source=Source.AUTO,
+        step=AssignmentStep.ESCALATED,
+        data={"reason": "escalation", "level": level},
+        guard=guard,
+        updates=updates,
+    )
 
 
 # --- routing rules ---------------------------------------------------------------------------------

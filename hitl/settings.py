@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "hitl.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -150,6 +151,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hitl.api.schema.add_error_responses",
+    ],
 }
 
 # --- django-q2: the ORM broker by default, Redis when REDIS_URL is set ---------------------------
@@ -188,6 +193,11 @@ HITL_ENCRYPTION_KEYS = env_list("HITL_ENCRYPTION_KEYS")
 HITL_EGRESS_ALLOWED_HOSTS = env_list("HITL_EGRESS_ALLOWED_HOSTS")
 HITL_TASKS_SYNC = env_bool("HITL_TASKS_SYNC", False)
 HITL_CALLBACK_TTL = env_int("HITL_CALLBACK_TTL", 30 * 24 * 3600)
+# Outbound webhooks: the time budget of one attempt (redirects included), the retries a new webhook
+# gets (0 = the seed's "no retry"), and the first backoff delay, doubled after every failed attempt.
+HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 30)
+HITL_WEBHOOK_MAX_RETRIES = env_int("HITL_WEBHOOK_MAX_RETRIES", 5)
+HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 HITL_MAX_WAIT_SECONDS = 60
 
 LOGGING = {

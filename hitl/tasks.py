@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from hitl import sweeper, webhooks
 from hitl.channels.base import ChannelError
 from hitl.dispatch import channel
 from hitl.models import HITLRequest
@@ -54,3 +55,13 @@ def send_reply_error(to: str, context: dict[str, object]) -> None:
         headers.update({"In-Reply-To": in_reply_to, "References": in_reply_to})
     message = emails.build("reply-error", {**context, "request": request}, to=to, headers=headers)
     message.send()
+
+
+def sweep() -> str:
+    """The minute schedule's task (hitl.schedules): one pass of the deadline sweeper."""
+    return str(sweeper.sweep())
+
+
+def deliver_webhook(delivery_id: int) -> None:
+    """One attempt of one webhook delivery, if it is due (a duplicate task finds nothing to do)."""
+    webhooks.attempt_delivery(delivery_id)

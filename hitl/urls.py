@@ -17,3 +17,6 @@ urlpatterns = [
     path("dev/mailbox/", dev_views.mailbox, name="dev-mailbox"),
     path("dev/mailbox/<str:name>/", dev_views.message, name="dev-mailbox-message"),
 ]
+
+handler404 = "hitl.error_views.not_found"
+handler500 = "hitl.error_views.error"

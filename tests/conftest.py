@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.base import World, build_world
+from tests.qcluster import QCluster
+from tests.receiver import Receiver, running
 
 _real_connect = socket.socket.connect
 
@@ -62,3 +65,27 @@ def _on_commit_like_production(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(BaseDatabaseWrapper, "on_commit", on_commit)
     monkeypatch.setattr(transaction.Atomic, "__exit__", atomic_exit)
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, allow-listed for egress like an internal endpoint would be."""
+    settings.HITL_EGRESS_ALLOWED_HOSTS = ["127.0.0.1"]
+    with running(Receiver()) as server:
+        yield server
+
+
+@pytest.fixture
+def qcluster(transactional_db: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[QCluster]:
+    """A real worker (not started yet: call .start()). While it exists, tasks this process enqueues go to
+    the real broker instead of running inline. Stopped before the database is flushed."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    get_broker().purge_queue()  # nothing left over from an earlier test
+    cluster = QCluster(tmp_path / "qcluster.log")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,11 +1,12 @@
 """Test settings: the real settings, with fast hashing, in-memory email and inline tasks."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
 from hitl.settings import *  # noqa: E402,F403
-from hitl.settings import Q_CLUSTER  # noqa: E402
+from hitl.settings import DATABASES, Q_CLUSTER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -19,3 +20,10 @@ ANYMAIL = {
     "POSTMARK_SERVER_TOKEN": "test",
 }
 HITL_INBOUND_DOMAIN = "reply.hitl.example.test"
+# A fixed Fernet key (tests are not DEBUG, so nothing is derived); the real-worker tests hand the same
+# key to their `qcluster` subprocess.
+HITL_ENCRYPTION_KEYS = ["x3u4zmuXqSDg4c6ALkMFbp5bxBeAVPuxNOQXvVtvc1M="]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and not DATABASES["default"]["TEST"]["NAME"]:
+    # A file, not :memory:, so a real `qcluster` subprocess can open the test database (one file per
+    # test process: pytest-xdist workers never share it). pytest-django deletes it at the end.
+    DATABASES["default"]["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(), f"hitl-test-{os.getpid()}.sqlite3")

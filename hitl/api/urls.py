@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from audit.api.views import AuditExportView
@@ -12,5 +12,6 @@ urlpatterns = [
     path("callbacks/<uuid:request_id>/<str:token>/", CallbackView.as_view(), name="request-callback"),
     path("analytics/", AnalyticsView.as_view(), name="analytics"),
     path("audit/", AuditExportView.as_view(), name="audit-export"),
+    path("", include("flows.api.urls")),
     *router.urls,
 ]

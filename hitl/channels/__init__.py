@@ -2,6 +2,7 @@
 
 CHANNELS: list[str] = [
     "hitl.channels.email.EmailChannel",
-    # "hitl.channels.webhook.WebhookChannel",  (issue 4)
+    "hitl.channels.webhook.WebhookChannel",
+    "flows.channel.FlowChannel",
     # "hitl.channels.telegram.TelegramChannel" (issue 5)
 ]

@@ -42,6 +42,11 @@ class Channel:
     name: ClassVar[str] = ""
     events: ClassVar[frozenset[str]] = frozenset()
 
+    def stage(self, request: HITLRequest, event: str) -> None:
+        """Called by `announce` inside the transaction that changed the request. Channels that keep an
+        outbox (webhooks) write their durable work here, so it commits with the change or not at all;
+        the others do nothing."""
+
     def wants(self, request: HITLRequest, event: str) -> bool:
         return event in self.events
 

@@ -49,6 +49,10 @@ def _b36(number: int) -> str:
             return out
 
 
+def _encode_id(request_id: uuid.UUID) -> str:
+    return base64.b32encode(request_id.bytes).decode().lower().rstrip("=")
+
+
 def _mac(request_id: uuid.UUID, email: str, state: str, expires: str) -> str:
     key = hashlib.sha256(f"hitl.reply-token:{settings.SECRET_KEY}".encode()).digest()
     message = "\x1f".join((str(request_id), email.strip().lower(), state, expires)).encode()
@@ -58,8 +62,7 @@ def _mac(request_id: uuid.UUID, email: str, state: str, expires: str) -> str:
 def make_token(request_id: uuid.UUID, email: str, *, state: str = "pending", ttl: int | None = None) -> str:
     lifetime = settings.HITL_REPLY_TOKEN_TTL if ttl is None else ttl
     expires = _b36(int(time.time()) + lifetime)
-    rid = base64.b32encode(request_id.bytes).decode().lower().rstrip("=")
-    return f"{rid}-{expires}-{_mac(request_id, email, state, expires)}"
+    return f"{_encode_id(request_id)}-{expires}-{_mac(request_id, email, state, expires)}"
 
 
 def reply_address(request_id: uuid.UUID, email: str) -> str:
@@ -75,6 +78,10 @@ def parse_token(token: str) -> ParsedToken | None:
     try:
         request_id = uuid.UUID(bytes=base64.b32decode(match[1].upper() + "======"))
     except (ValueError, TypeError):
+        return None
+    # Base32 of 16 bytes leaves 2 spare bits in the last character: accept only the canonical
+    # spelling (and the canonical expiry), so no altered token is ever taken.
+    if _encode_id(request_id) != match[1] or _b36(int(match[2], 36)) != match[2]:
         return None
     return ParsedToken(token.lower(), request_id, int(match[2], 36), match[3])
 

@@ -22,7 +22,7 @@ from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
 from hitl.lib.results import build_result
-from hitl.models import AssignmentStep, HITLRequest, Resolution, Source, Status
+from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, Source, Status
 
 DEMO_ORG = "Demo Org"
 DEMO_DEPLOYMENT = "Content Review"
@@ -33,46 +33,44 @@ SEED = 7
 
 @dataclass(frozen=True)
 class Step:
+    """A review point of the demo flows (flows/demo.py) with who answers it and how fast."""
+
     flow: str
     method: str
     weight: float
-    options: tuple[str, ...]
+    mode: str
+    options: tuple[str, ...]  # emit options; the choices for "choices" mode
     reviewers: tuple[tuple[str, float, float], ...]  # email, weight, median minutes to answer
     message: str
 
 
 STEPS = (
     Step(
-        "content_pipeline",
-        "review_article",
-        0.38,
+        "content_approval",
+        "review_content",
+        0.45,
+        Mode.EMIT,
         ("approved", "rejected", "needs_revision"),
         (("sales@example.com", 0.5, 32), ("ana@example.com", 0.3, 14), ("ben@example.com", 0.2, 70)),
-        "Review the draft article before it is published",
+        "Please review this content for brand compliance:",
     ),
     Step(
-        "content_pipeline",
-        "review_summary",
-        0.17,
-        ("approved", "needs_revision"),
-        (("ana@example.com", 0.6, 10), ("sales@example.com", 0.4, 25)),
-        "Check the generated summary",
+        "article_picker",
+        "pick_article",
+        0.15,
+        Mode.CHOICES,
+        ("Durable workflows without a workflow engine", "Email is still the universal inbox", "Auditing AI decisions"),
+        (("ana@example.com", 0.7, 9), ("ben@example.com", 0.3, 35)),
+        "Which article should we research next?",
     ),
     Step(
         "expense_approval",
-        "approve_payment",
-        0.3,
+        "approve_expense",
+        0.4,
+        Mode.APPROVAL,
         ("approved", "rejected"),
         (("finance@example.com", 0.8, 20), ("cfo@example.com", 0.2, 110)),
-        "Pay this invoice?",
-    ),
-    Step(
-        "expense_approval",
-        "approve_refund",
-        0.15,
-        ("approved", "rejected"),
-        (("finance@example.com", 1.0, 40),),
-        "Refund this customer?",
+        "Approve this expense?",
     ),
 )
 OUTCOME_WEIGHTS = {"approved": 0.7, "rejected": 0.14, "needs_revision": 0.16}
@@ -143,6 +141,10 @@ class Command(BaseCommand):
     ) -> tuple[HITLRequest, datetime, dict[str, Any] | None]:
         step = _pick(rng, ((s, s.weight) for s in STEPS))
         email, _, median_minutes = _pick(rng, ((r, r[1]) for r in step.reviewers))
+        choices = [
+            {"id": f"option_{i}", "label": label, "value": label.lower(), "description": "", "raw": {"title": label}}
+            for i, label in enumerate(step.options, start=1)
+        ]
         request = HITLRequest(
             deployment=deployment,
             flow_id=f"{MARK}{n:04d}",
@@ -150,8 +152,10 @@ class Command(BaseCommand):
             method_name=step.method,
             message=step.message,
             content=f"Item #{1000 + n}",
-            emit_options=list(step.options),
-            default_outcome="approved",
+            mode=step.mode,
+            emit_options=list(step.options) if step.mode == Mode.EMIT else [],
+            options=choices if step.mode == Mode.CHOICES else [],
+            default_outcome="approved" if step.mode != Mode.CHOICES else "",
             timeout_seconds=int(AUTO_AFTER.total_seconds()),
             assigned_to_email=email,
             assignment_step=AssignmentStep.RULE_EMAIL,
@@ -161,15 +165,20 @@ class Command(BaseCommand):
         # Log-normal answer times around the reviewer's median; some requests nobody answers in time.
         answer_after = timedelta(minutes=median_minutes * math.exp(rng.gauss(0, 0.85)))
         fate = rng.random()
+        picked: list[dict[str, Any]] = []
+        outcome: str | None = None
         if fate < 0.04:
-            status, after, source, outcome = Status.CANCELLED, timedelta(minutes=rng.uniform(5, 90)), Source.API, None
-        elif fate < 0.06 or (fate < 0.12 and answer_after > AUTO_AFTER):
-            status, after, source, outcome = Status.AUTO_RESPONDED, AUTO_AFTER, Source.AUTO, "approved"
-        elif answer_after > AUTO_AFTER:
-            status, after, source, outcome = Status.TIMED_OUT, AUTO_AFTER, Source.AUTO, None
+            status, after, source = Status.CANCELLED, timedelta(minutes=rng.uniform(5, 90)), Source.API
+        elif request.default_outcome and (fate < 0.06 or (fate < 0.12 and answer_after > AUTO_AFTER)):
+            status, after, source, outcome = Status.AUTO_RESPONDED, AUTO_AFTER, Source.AUTO, request.default_outcome
+        elif answer_after > AUTO_AFTER or fate < 0.06:
+            status, after, source = Status.TIMED_OUT, AUTO_AFTER, Source.AUTO
         else:
-            outcome = _pick(rng, ((o, OUTCOME_WEIGHTS[o]) for o in step.options))
             status, after, source = Status.RESPONDED, answer_after, _pick(rng, SOURCES)
+            if step.mode == Mode.CHOICES:
+                picked = [rng.choices(choices, weights=[5, 3, 2])[0]]
+            else:
+                outcome = _pick(rng, ((o, OUTCOME_WEIGHTS[o]) for o in step.options))
         resolved = created + after
         overdue_pending = rng.random() < 0.015  # a few forgotten ones make the backlog real
         if resolved > now or overdue_pending:
@@ -182,6 +191,7 @@ class Command(BaseCommand):
             request,
             outcome=outcome,
             feedback="",
+            choices=picked,
             source=source,
             responder=responder,
             responded_at=resolved.isoformat().replace("+00:00", "Z"),

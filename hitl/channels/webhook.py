@@ -1,0 +1,29 @@
+"""Outbound webhooks as a channel (SPEC §6). Unlike push channels, webhooks keep an outbox: `stage`
+writes one delivery per subscribed webhook inside the transaction that changed the request and
+enqueues their delivery tasks after commit (see `hitl.webhooks`), so no separate notify task is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hitl.channels.base import Channel
+from hitl.models import WebhookEvent
+
+if TYPE_CHECKING:
+    from hitl.models import HITLRequest
+
+
+class WebhookChannel(Channel):
+    name = "webhook"
+    events = frozenset(WebhookEvent.values)
+
+    def stage(self, request: HITLRequest, event: str) -> None:
+        from hitl import webhooks
+
+        if event in self.events:
+            webhooks.enqueue_deliveries(webhooks.stage_deliveries(request, event))
+
+    def wants(self, request: HITLRequest, event: str) -> bool:
+        # stage() already enqueued one task per delivery; there is nothing left to notify.
+        return False
