@@ -33,7 +33,7 @@ What each figure counts (the README's "Analytics" section repeats this):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connections
@@ -234,7 +234,8 @@ class Analytics:
         return rows
 
     def _bucket(self, field: str) -> Expression:
-        return TruncDate(field) if self.filters.bucket == "day" else TruncWeek(field)
+        # UTC like the period's bounds, whatever TIME_ZONE says.
+        return TruncDate(field, tzinfo=UTC) if self.filters.bucket == "day" else TruncWeek(field, tzinfo=UTC)
 
     def buckets(self) -> list[date]:
         first, last = self.filters.first_day, self.filters.last_day

@@ -15,7 +15,7 @@ from hitl.analytics.figures import DIMENSIONS, Analytics
 class Column:
     key: str
     label: str
-    kind: str = "int"  # text | int | seconds | share | datetime
+    kind: str = "int"  # text | outcome | int | seconds | share | datetime
     on_page: bool = True
 
 
@@ -60,7 +60,7 @@ TABLES: dict[str, tuple[str, str, list[Column], bool]] = {
         "Decisions",
         "decisions",
         [
-            Column("outcome", "Outcome", "text"),
+            Column("outcome", "Outcome", "outcome"),
             Column("human", "Human"),
             Column("auto", "Auto"),
             Column("total", "Total"),
@@ -97,7 +97,7 @@ def duration(seconds: float | None) -> str:
 
 def _display(value: Any, kind: str) -> str:
     if value is None or value == "":
-        return "—" if kind != "text" else "(none)"
+        return {"text": "(none)", "outcome": "(no outcome)"}.get(kind, "—")
     if kind == "seconds":
         return duration(value)
     if kind == "share":
@@ -184,7 +184,11 @@ def summary_cards(summary: dict[str, Any]) -> list[dict[str, str]]:
         {
             "label": "Pending now",
             "value": _display(summary["pending"], "int"),
-            "detail": f"{summary['overdue']} overdue · oldest {duration(summary['oldest_pending_age_seconds'])}",
+            "detail": (
+                f"{summary['overdue']} overdue · oldest {duration(summary['oldest_pending_age_seconds'])}"
+                if summary["pending"]
+                else "nothing is waiting"
+            ),
             "alert": "alert" if summary["overdue"] else "",
         },
     ]

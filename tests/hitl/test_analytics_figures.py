@@ -148,6 +148,12 @@ class TestPerPeriod:
         assert [r["resolved"] for r in rows] == [0, 11]
         assert rows[1]["response_time_p90"] == 6780.0
 
+    def test_days_are_utc_whatever_the_time_zone_setting(self, loaded: World, settings: Any) -> None:
+        settings.TIME_ZONE = "America/New_York"
+        rows = analytics(loaded.manager).by_period()
+        assert [r["created"] for r in rows] == [2, 2, 2, 2, 1, 2, 1]
+        assert [r["resolved"] for r in rows] == [3, 2, 2, 2, 1, 1, 0]
+
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="percentile_cont is PostgreSQL's")
 class TestAgainstPostgres:
