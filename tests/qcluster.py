@@ -79,7 +79,10 @@ class QCluster:
         )
         log.close()
         # Ready when it has run a task: the probe goes through the same broker as everything else.
-        assert run_task("builtins.str", "pong", timeout=timeout) == "pong", self.log()
+        try:
+            assert run_task("builtins.str", "pong", timeout=timeout) == "pong"
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- qcluster log ---\n{self.log()}") from None
 
     def kill(self) -> None:
         """SIGKILL, no clean shutdown: what a crash or an OOM kill does."""
