@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint migrate clean
+.PHONY: run test install lint migrate clean crewai-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# A separate virtualenv with CrewAI for the integration test (never the server's); CI sets
+# CREWAI_PYTHON=.venv-crewai/bin/python so `make test` runs it.
+crewai-venv: .venv-crewai/.installed
+
+.venv-crewai/.installed: tests/integration/crewai-requirements.txt
+	$(PYTHON) -m venv .venv-crewai
+	.venv-crewai/bin/pip install --quiet --upgrade pip
+	.venv-crewai/bin/pip install --quiet -r tests/integration/crewai-requirements.txt httpx
+	touch .venv-crewai/.installed
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,4 +46,4 @@ lint: install
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles var
+	rm -rf $(VENV) .venv-crewai db.sqlite3 staticfiles var

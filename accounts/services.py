@@ -13,7 +13,12 @@ from audit.services import record_event
 
 @transaction.atomic
 def create_deployment(
-    *, name: str, creator_email: str, organization: str = "Default", actor: str = "system"
+    *,
+    name: str,
+    creator_email: str,
+    organization: str = "Default",
+    flows: list[str] | None = None,
+    actor: str = "system",
 ) -> Deployment:
     """Create a deployment; the creator (the fallback assignee) is found or created by email."""
     email = creator_email.strip().lower()
@@ -25,12 +30,22 @@ def create_deployment(
         creator.save(update_fields=["password"])
     org, _ = Organization.objects.get_or_create(name=organization)
     deployment = Deployment.objects.create(organization=org, name=name, creator=creator)
+    if flows:
+        from flows.models import DeploymentFlow
+
+        DeploymentFlow.objects.bulk_create([DeploymentFlow(deployment=deployment, flow_name=f) for f in flows])
     record_event(
         EventType.CONFIG_CHANGED,
         actor=actor,
         target=deployment,
         deployment_id=deployment.pk,
-        data={"action": "deployment.created", "name": name, "creator": email, "organization": org.name},
+        data={
+            "action": "deployment.created",
+            "name": name,
+            "creator": email,
+            "organization": org.name,
+            "flows": flows or [],
+        },
     )
     return deployment
 

@@ -16,6 +16,7 @@ from hitl import services, webhooks
 from hitl.errors import HitlError, InvalidInput
 from hitl.models import (
     HITLRequest,
+    InboundEmail,
     Resolution,
     RoutingRule,
     Webhook,
@@ -81,6 +82,8 @@ class HITLRequestAdmin(admin.ModelAdmin):
         "overdue",
         "reminder_sent_at",
         "escalation_level",
+        "notified_at",
+        "notification_failed",
     )
     list_filter = ("status", "overdue", "mode", "channel", "assignment_step", "deployment")
     search_fields = ("id", "flow_id", "method_name", "assigned_to_email", "message")
@@ -97,6 +100,10 @@ class HITLRequestAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(boolean=True, description="Notification failed")
+    def notification_failed(self, obj: HITLRequest) -> bool:
+        return bool(obj.notification_error)
+
     @admin.action(description="Cancel selected pending requests")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> None:
         cancelled = 0
@@ -109,6 +116,22 @@ class HITLRequestAdmin(admin.ModelAdmin):
             except HitlError:
                 pass  # answered meanwhile: the refusal is audited
         messages.success(request, f"Cancelled {cancelled} request(s).")
+
+
+@admin.register(InboundEmail)
+class InboundEmailAdmin(admin.ModelAdmin):
+    """Every inbound email and what became of it (accepted, refused with the reason, ignored)."""
+
+    list_display = ("created_at", "sender", "outcome", "reason", "request", "received_via", "subject")
+    list_filter = ("outcome", "reason", "received_via")
+    search_fields = ("sender", "subject", "message_id", "request__id")
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in InboundEmail._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 # --- outbound webhooks -------------------------------------------------------------------------------

@@ -32,3 +32,17 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks
             )
         )
     return messages
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_inbound_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Anymail's inbound webhooks take email replies that answer requests: never without a secret."""
+    if settings.DEBUG or settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        return []
+    return [
+        checks.Error(
+            "ANYMAIL_WEBHOOK_SECRET is not set: the inbound email webhook would accept anyone's POST.",
+            hint='Set ANYMAIL_WEBHOOK_SECRET="user:long-random-password" and use it in your ESP\'s inbound URL.',
+            id="hitl.E002",
+        )
+    ]

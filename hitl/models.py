@@ -234,6 +234,32 @@ class ThrottleCounter(models.Model):
         return f"{self.key}: {self.count}"
 
 
+class InboundEmail(models.Model):
+    """Every inbound email we processed, once per Message-ID (ESPs retry webhooks: the second copy
+    is recognised and changes nothing)."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REFUSED = "refused", "Refused (error email sent)"
+        IGNORED = "ignored", "Ignored (auto-reply, bounce, ...)"
+
+    message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    received_via = models.CharField(max_length=40, help_text="anymail:<esp>, mta (manage.py), dev mailbox")
+    sender = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    request = models.ForeignKey(HITLRequest, null=True, blank=True, on_delete=models.SET_NULL)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.CharField(max_length=40, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.sender} {self.reason}"
+
+
 # --- outbound webhooks (SPEC §6) -------------------------------------------------------------------
 
 

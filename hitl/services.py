@@ -367,6 +367,14 @@ def _resolve(
     return resolution
 
 
+def describe_resolution(resolution: Resolution) -> str:
+    """'This request was already answered by alice@x via email at 2026-…Z.' (API errors, error emails)."""
+    verb = _RESOLVED_VERBS.get(resolution.status, resolution.status)
+    when = resolution.created_at.isoformat().replace("+00:00", "Z")
+    who = resolution.responder or resolution.source
+    return f"This request was already {verb} by {who} via {resolution.source} at {when}."
+
+
 def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> None:
     """Record a refused answer and raise NotPending saying who got there first."""
     resolution = Resolution.objects.filter(request_id=request.pk).first()
@@ -378,11 +386,7 @@ def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> No
             resolved_via=resolution.source,
             resolved_at=resolution.created_at.isoformat().replace("+00:00", "Z"),
         )
-        verb = _RESOLVED_VERBS.get(resolution.status, resolution.status)
-        detail = (
-            f"This request was already {verb} by {resolution.responder or resolution.source} "
-            f"via {resolution.source} at {extra['resolved_at']}."
-        )
+        detail = describe_resolution(resolution)
     record_event(
         EventType.RESPONSE_REFUSED, actor=actor, source=source, target=request, data={"reason": reason, **extra}
     )

@@ -24,6 +24,39 @@ def notify_channel(channel_path: str, request_id: str, event: str) -> None:
         logger.warning("channel %s failed for %s/%s: %s", channel_path, request_id, event, exc.detail)
 
 
+def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:
+    """Tell an email responder their answer was recorded (threaded under the notification)."""
+    from hitl.lib import emails
+
+    request = HITLRequest.objects.select_related("deployment", "resolution").filter(pk=request_id).first()
+    if request is None or not hasattr(request, "resolution"):
+        return
+    thread = emails.thread_id(request.pk)
+    references = " ".join(x for x in (thread, in_reply_to) if x)
+    message = emails.build(
+        "confirmation",
+        {"request": request, "deployment": request.deployment, "result": request.resolution.result},
+        to=to,
+        headers={"In-Reply-To": in_reply_to or thread, "References": references, "Auto-Submitted": "auto-replied"},
+    )
+    message.send()
+
+
+def send_reply_error(to: str, context: dict[str, object]) -> None:
+    """Explain to an email responder why their reply was not used, and what to do."""
+    from hitl.lib import emails
+
+    request = None
+    if context.get("request_id"):
+        request = HITLRequest.objects.select_related("deployment").filter(pk=str(context["request_id"])).first()
+    in_reply_to = str(context.get("in_reply_to") or "")
+    headers = {"Auto-Submitted": "auto-replied"}
+    if in_reply_to:
+        headers.update({"In-Reply-To": in_reply_to, "References": in_reply_to})
+    message = emails.build("reply-error", {**context, "request": request}, to=to, headers=headers)
+    message.send()
+
+
 def sweep() -> str:
     """The minute schedule's task (hitl.schedules): one pass of the deadline sweeper."""
     return str(sweeper.sweep())

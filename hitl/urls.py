@@ -2,9 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hitl import dev_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("hitl.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Anymail's inbound (and tracking) webhooks: /anymail/<esp>/inbound/, protected by
+    # ANYMAIL_WEBHOOK_SECRET (basic auth) and, where the ESP signs, its signing key.
+    path("anymail/", include("anymail.urls")),
+    # Development mailbox: 404 unless DEBUG.
+    path("dev/mailbox/", dev_views.mailbox, name="dev-mailbox"),
+    path("dev/mailbox/<str:name>/", dev_views.message, name="dev-mailbox-message"),
 ]
+
+handler404 = "hitl.error_views.not_found"
+handler500 = "hitl.error_views.error"

@@ -31,6 +31,42 @@ def world(db: None) -> World:
     return build_world()
 
 
+@pytest.fixture(autouse=True)
+def _on_commit_like_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run `transaction.on_commit` callbacks when the code under test commits, as in production.
+
+    pytest-django wraps each `db` test in an atomic block that never commits, so callbacks (email,
+    webhooks, tasks) would never fire. Here the test's own wrapper blocks count as "no transaction":
+    a callback fires when the last block opened by the code under test exits successfully.
+    """
+    from django.db import transaction
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    def only_test_blocks(conn: BaseDatabaseWrapper) -> bool:
+        return all(getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
+
+    original_on_commit = BaseDatabaseWrapper.on_commit
+    original_exit = transaction.Atomic.__exit__
+
+    def on_commit(self: BaseDatabaseWrapper, func: Any, robust: bool = False) -> None:
+        if self.in_atomic_block and only_test_blocks(self):
+            func()
+        else:
+            original_on_commit(self, func, robust)
+
+    def atomic_exit(self: transaction.Atomic, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        result = original_exit(self, exc_type, exc_value, traceback)
+        conn = transaction.get_connection(self.using)
+        if exc_type is None and conn.in_atomic_block and only_test_blocks(conn) and not conn.needs_rollback:
+            pending, conn.run_on_commit = conn.run_on_commit, []
+            for _, func, _robust in pending:
+                func()
+        return result
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "on_commit", on_commit)
+    monkeypatch.setattr(transaction.Atomic, "__exit__", atomic_exit)
+
+
 @pytest.fixture
 def receiver(settings: Any) -> Iterator[Receiver]:
     """A webhook receiver on 127.0.0.1, allow-listed for egress like an internal endpoint would be."""

@@ -55,6 +55,8 @@ class QCluster:
             HITL_ENCRYPTION_KEYS=",".join(settings.HITL_ENCRYPTION_KEYS),
             HITL_EGRESS_ALLOWED_HOSTS=",".join(settings.HITL_EGRESS_ALLOWED_HOSTS),
             HITL_BASE_URL=settings.HITL_BASE_URL,
+            HITL_INBOUND_DOMAIN=settings.HITL_INBOUND_DOMAIN,
+            ANYMAIL_WEBHOOK_SECRET=settings.ANYMAIL.get("WEBHOOK_SECRET", ""),
             HITL_WEBHOOK_TIMEOUT=str(settings.HITL_WEBHOOK_TIMEOUT),
             HITL_WEBHOOK_RETRY_BASE=str(settings.HITL_WEBHOOK_RETRY_BASE),
             HITL_Q_WORKERS="1",

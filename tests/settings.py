@@ -14,6 +14,12 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 Q_CLUSTER["sync"] = True
 HITL_TASKS_SYNC = True
 HITL_BASE_URL = "https://hitl.example.test"
+ANYMAIL = {
+    "WEBHOOK_SECRET": "esp-user:esp-secret-password",
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "mailgun-signing-key",
+    "POSTMARK_SERVER_TOKEN": "test",
+}
+HITL_INBOUND_DOMAIN = "reply.hitl.example.test"
 # A fixed Fernet key (tests are not DEBUG, so nothing is derived); the real-worker tests hand the same
 # key to their `qcluster` subprocess.
 HITL_ENCRYPTION_KEYS = ["x3u4zmuXqSDg4c6ALkMFbp5bxBeAVPuxNOQXvVtvc1M="]

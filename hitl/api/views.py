@@ -68,9 +68,14 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             if unknown:
                 raise exceptions.ValidationError({"status": [f"Unknown status: {', '.join(sorted(unknown))}."]})
             queryset = queryset.filter(status__in=statuses)
-        for param, lookup in (("method_name", "method_name"), ("flow_id", "flow_id"), ("deployment", "deployment_id")):
+        for param, lookup in (("method_name", "method_name"), ("flow_id", "flow_id")):
             if params.get(param):
                 queryset = queryset.filter(**{lookup: params[param]})
+        if params.get("deployment"):
+            value = params["deployment"]
+            if not value.isdigit() or int(value) >= 2**63:
+                raise exceptions.ValidationError({"deployment": ["A deployment id."]})
+            queryset = queryset.filter(deployment_id=int(value))
         if params.get("assigned_to"):
             queryset = queryset.filter(assigned_to_email__iexact=params["assigned_to"].strip())
         for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):

@@ -23,7 +23,8 @@ def callback_token(request: HITLRequest) -> str:
     ttl = settings.HITL_CALLBACK_TTL
     if request.timeout_seconds:
         ttl = max(ttl, request.timeout_seconds + 3600)
-    return signing.sign(CALLBACK_PURPOSE, str(request.pk), ttl=ttl)
+    since = request.created_at.timestamp() if request.created_at else None
+    return signing.sign(CALLBACK_PURPOSE, str(request.pk), ttl=ttl, since=since)
 
 
 def callback_url(request: HITLRequest) -> str:

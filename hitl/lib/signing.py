@@ -40,8 +40,10 @@ def _mac(purpose: str, parts: tuple[str, ...], expires: str) -> str:
     return base64.b32encode(digest).decode().lower().rstrip("=")
 
 
-def sign(purpose: str, *parts: str, ttl: int) -> str:
-    expires = _b36(int(time.time()) + ttl)
+def sign(purpose: str, *parts: str, ttl: int, since: float | None = None) -> str:
+    """A token valid for `ttl` seconds from `since` (default now). A fixed `since` makes the token
+    stable: the same URL every time it is built (API responses, webhooks, emails agree)."""
+    expires = _b36(int(time.time() if since is None else since) + ttl)
     return f"{expires}.{_mac(purpose, parts, expires)}"
 
 

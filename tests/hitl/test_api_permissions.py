@@ -153,3 +153,13 @@ class TestList:
         world.client_for("key").post(f"/api/v1/requests/{rid}/respond/", {"outcome": "approved"}, format="json")
         with django_assert_max_num_queries(small_count):
             assert len(client.get("/api/v1/requests/?limit=28").json()["results"]) == 28
+
+
+class TestNulInput:
+    def test_nul_characters_are_a_clear_400(self, world: World) -> None:
+        client = world.client_for("key")
+        body = {"message": "a\x00b", "emit_options": ["x"]}
+        response = client.post("/api/v1/requests/", body, format="json")
+        assert response.status_code == 400 and response.json()["code"] == "invalid"
+        assert client.get("/api/v1/requests/?method_name=a%00b").status_code == 400
+        assert HITLRequest.objects.count() == 0

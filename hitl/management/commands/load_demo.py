@@ -33,7 +33,11 @@ class Command(BaseCommand):
             password = "(unchanged)"
 
         deployment = create_deployment(
-            name=DEMO_DEPLOYMENT, creator_email="creator@example.com", organization=DEMO_ORG, actor="demo"
+            name=DEMO_DEPLOYMENT,
+            creator_email="creator@example.com",
+            organization=DEMO_ORG,
+            flows=["content_approval", "article_picker", "expense_approval"],
+            actor="demo",
         )
         deployment.sla_target_minutes = 60
         deployment.save(update_fields=["sla_target_minutes"])
@@ -80,4 +84,9 @@ class Command(BaseCommand):
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             '-d \'{"method_name": "approve_payment", "message": "Pay invoice 42?", '
             '"emit_options": ["approved", "rejected"], "state": {"amount": 120}}\''
+        )
+        self.stdout.write(
+            f"  or run a flow: curl -s -X POST http://127.0.0.1:8000/api/v1/deployments/{deployment.pk}/kickoff/ "
+            f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+            '-d \'{"flow": "content_approval", "inputs": {}}\''
         )

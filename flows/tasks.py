@@ -1,0 +1,17 @@
+"""django-q2 task functions for flows: thin, idempotent."""
+
+from flows import engine
+
+
+def run_step(run_id: str, seq: int) -> None:
+    engine.run_step(run_id, seq)
+
+
+def recover_stalled_runs() -> int:
+    return engine.recover_stalled_runs()
+
+
+def deliver_run_webhook(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
+    from flows import webhooks
+
+    webhooks.deliver(run_id, key, body, message_id, attempt)

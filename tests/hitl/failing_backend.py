@@ -1,0 +1,8 @@
+from django.core.mail.backends.base import BaseEmailBackend
+
+
+class FailingBackend(BaseEmailBackend):
+    """An email backend whose server is down (for the failure-recording test)."""
+
+    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("SMTP down")
