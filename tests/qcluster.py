@@ -68,7 +68,7 @@ class QCluster:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         assert self.proc is None
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it until it exits)
         self.proc = subprocess.Popen(

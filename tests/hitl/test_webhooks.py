@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from hitl import webhooks
+from hitl.client import verify_signature
 from hitl.lib import crypto
 from hitl.models import DeliveryStatus, Webhook, WebhookDelivery
 from hitl.sweeper import sweep
@@ -129,6 +130,8 @@ class TestSignatures:
             assert delivery.webhook_id.startswith("msg_")
         assert received[0].webhook_id != received[1].webhook_id
         assert receiver.secret.startswith("whsec_")
+        # The shipped Python client's checker agrees.
+        assert all(verify_signature(receiver.secret, d.body, d.headers) for d in received)
 
     def test_a_wrong_secret_does_not_verify(self, world: World, receiver: Receiver) -> None:
         add_hook(world, receiver)
@@ -258,6 +261,24 @@ class TestRetries:
         delivery.refresh_from_db()
         assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempt_count == 2
         assert AuditEvent.objects.filter(event_type="webhook.redelivery", actor="manager").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+class TestEgressFromWebhooks:
+    def test_a_url_resolving_to_a_private_address_is_refused_and_not_retried(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from hitl.lib import http
+
+        monkeypatch.setattr(http, "resolve", lambda host, port: ["10.0.0.7"])
+        webhooks.create_webhook(world.deployment, url="https://hooks.partner.example/in", actor="test")
+        world.create()
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.status == DeliveryStatus.FAILED
+        assert "resolves to 10.0.0.7, which is not a public address" in delivery.last_error
+        (attempt,) = delivery.attempts.all()
+        assert attempt.status_code is None and not attempt.will_retry
+        assert AuditEvent.objects.filter(event_type="webhook.failed").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
