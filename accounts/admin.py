@@ -32,6 +32,9 @@ class RoutingRuleInline(admin.TabularInline):
         "conditions",
         "assign_from_input",
         "assign_to_email",
+        "reminder_after_minutes",
+        "escalation_after_minutes",
+        "escalation_emails",
     )
     ordering = ("priority", "id")
 
@@ -56,6 +59,13 @@ class DeploymentAdmin(GuardedModelAdmin):
         (None, {"fields": ("organization", "name", "creator")}),
         ("Notifications", {"fields": ("email_notifications", "link_ttl_seconds")}),
         ("SLA", {"fields": ("sla_target_minutes",)}),
+        (
+            "Reminders and escalation",
+            {
+                "fields": ("reminder_after_minutes", "escalation_after_minutes", "escalation_emails"),
+                "description": "Routing rules can override these for the requests they assign.",
+            },
+        ),
         (
             "Auto-response",
             {

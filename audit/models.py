@@ -47,6 +47,15 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def restrict(self, principal: Any) -> AuditEventQuerySet:
+        """The events `principal` may read (see accounts.lib.access.audit_scope)."""
+        # Imported here: the log must load without the apps it records (accounts imports audit).
+        from accounts.lib.access import audit_scope
+
+        return self.filter(audit_scope(principal))
+
+
 class AuditEvent(models.Model):
     """One immutable event. `hash` covers every column and the previous event's hash."""
 
@@ -60,6 +69,8 @@ class AuditEvent(models.Model):
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

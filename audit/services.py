@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import GENESIS_HASH, AuditEvent, EventType
@@ -91,3 +92,54 @@ def _iterate(batch_size: int) -> Iterator[AuditEvent]:
             return
         yield from batch
         last_id = batch[-1].pk
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    """A started export: its range (selected events with id ≤ up_to_id) and its own audit event."""
+
+    event: AuditEvent
+    up_to_id: int
+    count: int
+    last_hash: str
+
+
+def start_audit_export(
+    queryset: QuerySet[AuditEvent],
+    *,
+    fmt: str,
+    filters: dict[str, Any],
+    actor: str,
+    source: str,
+    deployment_id: int | None = None,
+) -> AuditExport:
+    """Fix an export's range and record it as an `audit.exported` event (every action is audited).
+
+    The range is every selected event committed before the export's own event (taken under the
+    chain lock), so the file is the same however long the download takes and never contains its own
+    event. The event records the format, the filters, the count and the hash of the last exported
+    event: the anchor a verifier can check a file's end against (`audit_verify --file ...
+    --expect-last-hash`).
+    """
+    with transaction.atomic():
+        _lock_chain()
+        up_to_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        selected = queryset.filter(id__lte=up_to_id)
+        count = selected.count()
+        last = selected.order_by("-id").values("id", "hash").first() or {"id": None, "hash": ""}
+        event = record_event(
+            EventType.AUDIT_EXPORTED,
+            actor=actor,
+            source=source,
+            target_type="auditlog",
+            deployment_id=deployment_id,
+            data={
+                "format": fmt,
+                "filters": filters,
+                "count": count,
+                "up_to_id": up_to_id,
+                "last_id": last["id"],
+                "last_hash": last["hash"],
+            },
+        )
+    return AuditExport(event=event, up_to_id=up_to_id, count=count, last_hash=str(last["hash"] or ""))

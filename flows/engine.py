@@ -151,14 +151,23 @@ def kickoff(
     queue = [{"method": spec.name, "payload": None, "trigger": "start"} for spec in methods.values() if spec.is_start]
     if not queue:
         raise FlowError(f"The flow {name!r} has no @start() method.", "invalid_flow")
+    from flows import webhooks as run_webhooks
+    from hitl.lib import crypto
+    from hitl.lib.webhook_signing import generate_secret
+
+    urls = run_webhooks.check_urls(webhooks or {})
+    secret = generate_secret() if urls else ""
     run = FlowRun.objects.create(
         deployment=deployment,
         flow_name=name,
         inputs=inputs,
         state=state,
         queue=queue,
-        webhooks={k: v for k, v in (webhooks or {}).items() if v},
+        webhooks=urls,
+        webhook_secret=crypto.encrypt(secret) if secret else "",
     )
+    # Shown once, in the kickoff response; only its encrypted form is stored.
+    run.plain_webhook_secret = secret  # type: ignore[attr-defined]
     if flow_cls._state_model is None and "id" not in state:
         # CrewAI flows find their run id in state["id"]; keep that habit.
         run.state = {"id": str(run.pk), **state}
@@ -289,6 +298,7 @@ def run_step(run_id: str, seq: int, *, chain: bool = True) -> None:
         if not won:
             return
         _record(run, seq, spec, item, started, clock, status=StepStatus.COMPLETED, output=output_json)
+        notify_step_webhook(str(run.pk), spec.name, output_json)
         if status == RunStatus.RUNNING and chain:
             _enqueue_step(run.pk, seq + 1)
         elif status == RunStatus.COMPLETED:
@@ -511,6 +521,8 @@ def resume_task(
     run: FlowRun, *, task_id: str, feedback: str, is_approve: bool, webhooks: dict[str, str], actor: str
 ) -> FlowRun:
     """`POST /deployments/{id}/resume/`: approve → continue; reject → run the task again with the feedback."""
+    from flows import webhooks as run_webhooks
+
     if run.status != RunStatus.PENDING_HUMAN_INPUT:
         raise FlowError(
             f"This execution is {run.get_status_display().lower()}, not pending human input.", "not_pending"
@@ -544,7 +556,7 @@ def resume_task(
             task_feedback=task_feedback,
             pending_task="",
             seq=run.seq + 1,
-            webhooks={k: v for k, v in webhooks.items() if v},
+            webhooks=run_webhooks.check_urls(webhooks),
             updated_at=timezone.now(),
             finished_at=None if status == RunStatus.RUNNING else timezone.now(),
         )
@@ -575,6 +587,14 @@ def notify_task_webhook(run_id: str, task_id: str, output: Any) -> None:
         run_id,
         "taskWebhookUrl",
         {"execution_id": run_id, "task_id": task_id, "output": output, "status": "pending_human_input"},
+    )
+
+
+def notify_step_webhook(run_id: str, method: str, output: Any) -> None:
+    from flows import webhooks
+
+    webhooks.send(
+        run_id, "stepWebhookUrl", {"execution_id": run_id, "step": method, "status": "completed", "output": output}
     )
 
 

@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 
 from accounts.models import Deployment
+from hitl.lib.crypto import EncryptedTextField
 from hitl.models import HITLRequest
 
 
@@ -53,6 +54,7 @@ class FlowRun(models.Model):
     )
     pending_task = models.CharField(max_length=100, blank=True)
     webhooks = models.JSONField(default=dict, blank=True, help_text="taskWebhookUrl, stepWebhookUrl, crewWebhookUrl")
+    webhook_secret = EncryptedTextField(blank=True, help_text="Signs this run's kickoff webhooks (shown once).")
     outcome = models.CharField(max_length=200, blank=True, help_text="Why it ended (e.g. rejected by a reviewer).")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -9,3 +9,9 @@ def run_step(run_id: str, seq: int) -> None:
 
 def recover_stalled_runs() -> int:
     return engine.recover_stalled_runs()
+
+
+def deliver_run_webhook(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
+    from flows import webhooks
+
+    webhooks.deliver(run_id, key, body, message_id, attempt)

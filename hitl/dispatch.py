@@ -30,6 +30,21 @@ def enqueue(func: str, *args: object) -> None:
     async_task(func, *args)
 
 
+def enqueue_in(seconds: float, func: str, *args: object) -> None:
+    """Run `func` once, `seconds` from now (a django-q2 one-off schedule; inline in sync mode)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.conf import Conf
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    if Conf.SYNC:
+        enqueue(func, *args)
+        return
+    schedule(func, *args, schedule_type=Schedule.ONCE, next_run=timezone.now() + timedelta(seconds=seconds), repeats=1)
+
+
 def announce(request: HITLRequest, event: str) -> None:
     """Let outbox channels stage their work in the current transaction, then schedule
     `hitl.tasks.notify_channel` for every channel that wants `event`, after commit."""

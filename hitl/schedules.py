@@ -13,6 +13,13 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 SWEEP_NAME = "hitl-sweep"
 SWEEP_FUNC = "hitl.tasks.sweep"
+# Flow runs whose next step was committed but never enqueued (a worker died in between).
+RECOVER_NAME = "flows-recover-stalled-runs"
+RECOVER_FUNC = "flows.tasks.recover_stalled_runs"
+SCHEDULES = {
+    SWEEP_NAME: {"func": SWEEP_FUNC, "minutes": 1},
+    RECOVER_NAME: {"func": RECOVER_FUNC, "minutes": 5},
+}
 
 
 def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
@@ -20,10 +27,11 @@ def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
 
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return  # a partial migrate that has not reached django_q yet; the next full one does it
-    wanted = {"func": SWEEP_FUNC, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
-    schedule, created = Schedule.objects.using(using).get_or_create(name=SWEEP_NAME, defaults=wanted)
-    if not created and any(getattr(schedule, field) != value for field, value in wanted.items()):
-        # Edited in the admin: put it back, every deadline depends on it.
-        for field, value in wanted.items():
-            setattr(schedule, field, value)
-        schedule.save(using=using)
+    for name, spec in SCHEDULES.items():
+        wanted = {**spec, "schedule_type": Schedule.MINUTES, "repeats": -1}
+        schedule, created = Schedule.objects.using(using).get_or_create(name=name, defaults=wanted)
+        if not created and any(getattr(schedule, field) != value for field, value in wanted.items()):
+            # Edited in the admin: put it back, every deadline depends on it.
+            for field, value in wanted.items():
+                setattr(schedule, field, value)
+            schedule.save(using=using)

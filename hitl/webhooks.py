@@ -178,16 +178,31 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
     """
     timeout = settings.HITL_WEBHOOK_TIMEOUT
     now = timezone.now()
+    due = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .values("attempt_count", "next_attempt_at")
+        .first()
+    )
+    if due is None:
+        return None
+    # attempt_count is the version: only one claimant moves it on. The lease keeps the sweeper away
+    # until this attempt has had its time budget.
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+        pk=delivery_id, status=DeliveryStatus.PENDING, attempt_count=due["attempt_count"]
     ).update(
-        attempt_count=F("attempt_count") + 1,
-        next_attempt_at=now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS),
+        attempt_count=due["attempt_count"] + 1, next_attempt_at=now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS)
     )
     if not claimed:
         return None
     delivery = WebhookDelivery.objects.select_related("webhook", "request").get(pk=delivery_id)
     webhook = delivery.webhook
+    previous = due["attempt_count"]
+    # The attempt before this one never recorded an outcome: its worker died (its lease ran out). It
+    # counts as a failed try, so a delivery that keeps killing workers cannot loop forever.
+    abandoned = previous > 0 and not delivery.attempts.filter(number=previous).exists()
+    lease_start = (due["next_attempt_at"] or now) - timedelta(seconds=timeout + LEASE_MARGIN_SECONDS)
+    if abandoned and not _record_abandoned(delivery, previous, started_at=lease_start):
+        return None
     if not webhook.active:
         return _record_attempt(delivery, started_at=now, url=webhook.url, error="not sent: the webhook is inactive")
     try:
@@ -290,6 +305,46 @@ def _record_attempt(
             data={**audit, "error": error[:500]},
         )
     return attempt
+
+
+@transaction.atomic
+def _record_abandoned(delivery: WebhookDelivery, number: int, *, started_at: Any) -> bool:
+    """Log attempt `number` as abandoned; spend a retry on it. False (and the delivery failed) when
+    none is left."""
+    error = "no outcome: the worker stopped during this attempt (the receiver may have received it)"
+    will_retry = delivery.retries_left > 0
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=number,
+        started_at=started_at,
+        url=delivery.webhook.url[:2000],
+        error=error,
+        will_retry=will_retry,
+    )
+    ours = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.PENDING, attempt_count=delivery.attempt_count
+    )
+    if will_retry:
+        ours.update(retries_left=F("retries_left") - 1, last_error=error)
+        delivery.retries_left -= 1
+        return True
+    if ours.update(status=DeliveryStatus.FAILED, next_attempt_at=None, last_status_code=None, last_error=error):
+        record_event(
+            EventType.WEBHOOK_FAILED,
+            actor="system",
+            source="webhook",
+            target=delivery.request,
+            data={
+                "webhook_id": delivery.webhook_id,
+                "delivery_id": delivery.pk,
+                "message_id": delivery.message_id,
+                "event": delivery.event,
+                "attempt": number,
+                "status_code": None,
+                "error": error,
+            },
+        )
+    return False
 
 
 @transaction.atomic

@@ -68,7 +68,7 @@ class QCluster:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         assert self.proc is None
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it until it exits)
         self.proc = subprocess.Popen(
@@ -81,7 +81,10 @@ class QCluster:
         )
         log.close()
         # Ready when it has run a task: the probe goes through the same broker as everything else.
-        assert run_task("builtins.str", "pong", timeout=timeout) == "pong", self.log()
+        try:
+            assert run_task("builtins.str", "pong", timeout=timeout) == "pong"
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- qcluster log ---\n{self.log()}") from None
 
     def kill(self) -> None:
         """SIGKILL, no clean shutdown: what a crash or an OOM kill does."""

@@ -126,3 +126,22 @@ def deployment_scope(principal: Any, action: Action) -> Q:
     if action == "manage":
         return managed
     return managed | Q(pk__in=deployments_for(principal, RESPOND_PERM))
+
+
+def audit_scope(principal: Any) -> Q:
+    """A Q over AuditEvent: what `principal` may read or export from the audit log.
+
+    Superusers and holders of the global `audit.view_auditevent` permission (the admin's audit
+    readers) see every event; managers the events of the deployments they manage; an API key (read
+    keys included) its own deployment's. Events without a deployment are for the first group only.
+    """
+    nothing = Q(pk__in=[])
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return nothing
+    if isinstance(principal, ApiKeyPrincipal):
+        return Q(deployment_id=principal.deployment_id)
+    if not principal.is_active:
+        return nothing
+    if principal.is_superuser or principal.has_perm("audit.view_auditevent"):
+        return Q()
+    return Q(deployment_id__in=deployments_for(principal, MANAGE_PERM))

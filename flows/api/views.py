@@ -35,6 +35,7 @@ class KickoffResponseSerializer(serializers.Serializer):
     execution_id = serializers.UUIDField()
     status = serializers.CharField()
     state = serializers.DictField(required=False)
+    webhook_secret = serializers.CharField(required=False, help_text="Signs this run's webhooks (whsec_…).")
 
 
 class ResumeSerializer(serializers.Serializer):
@@ -122,10 +123,14 @@ class KickoffView(APIView):
             sync=data["sync"],
             actor=principal_label(request.user),
         )
+        secret = getattr(run, "plain_webhook_secret", "")
         run.refresh_from_db()
+        reply: dict[str, Any] = {"execution_id": str(run.pk), "status": run.status}
+        if secret:
+            reply["webhook_secret"] = secret  # verifies our signatures on this run's webhooks; shown once
         if data["sync"]:
-            return Response({"execution_id": str(run.pk), "status": run.status, "state": run.state})
-        return Response({"execution_id": str(run.pk), "status": run.status}, status=202)
+            return Response({**reply, "state": run.state})
+        return Response(reply, status=202)
 
 
 class ResumeView(APIView):

@@ -178,10 +178,8 @@ def check_url(url: str, *, resolve_dns: bool = True) -> Target:
         if ip is None:
             raise EgressRefused(f"{host} resolved to an unusable address")
         if not (allowed or is_public(ip)):
-            raise EgressRefused(
-                f"{host} resolves to {ip}, which is not a public address "
-                "(add the host to HITL_EGRESS_ALLOWED_HOSTS to allow it)"
-            )
+            what = f"{host} is" if literal is not None else f"{host} resolves to {ip}, which is"
+            raise EgressRefused(f"{what} not a public address (add the host to HITL_EGRESS_ALLOWED_HOSTS to allow it)")
     if resolve_dns and not addresses:
         raise EgressError(f"cannot resolve {host}: no addresses")
     return Target(scheme, host, port, path, addresses, allowed)

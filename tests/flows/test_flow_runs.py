@@ -258,3 +258,136 @@ class TestExecutionPermissions:
         assert kickoff(world, "content_approval", who="read_key").status_code == 403
         assert kickoff(world, "content_approval", who="other_key").status_code == 404
         assert kickoff(world, "content_approval", who="responder").status_code == 403
+
+
+class TestTimeouts:
+    """`on_timeout` on a flow's human step, through the sweeper's expire path."""
+
+    def _run_with(self, world: World, **step: object) -> tuple[str, HITLRequest]:
+        from flows.registry import register
+        from flows.runtime import Flow, HumanFeedbackResult, human_feedback, listen, start
+
+        name = f"timeout_{step['on_timeout']}"
+
+        @register(name)
+        class TimeoutFlow(Flow):
+            @start()
+            def draft(self):
+                return "draft"
+
+            @human_feedback(message="Approve?", emit=["approved", "rejected"], timeout=60, **step)
+            @listen("draft")
+            def review(self, draft):
+                return draft
+
+            @listen("approved")
+            def publish(self, result: HumanFeedbackResult):
+                self.state["published_by"] = result.source
+
+            @listen("review")
+            def carry_on(self, result: HumanFeedbackResult):
+                self.state["continued"] = {"outcome": result.outcome, "status": result.status}
+
+        DeploymentFlow.objects.get_or_create(deployment=world.deployment, flow_name=name)
+        run_id = kickoff(world, name).json()["execution_id"]
+        request = HITLRequest.objects.get(flow_id=run_id)
+        services.expire_request(request.pk, now=request.due_at)
+        return run_id, request
+
+    def test_default_answers_with_the_default_outcome(self, flows_world: World) -> None:
+        run_id, request = self._run_with(flows_world, on_timeout="default", default_outcome="approved")
+        run = FlowRun.objects.get(pk=run_id)
+        assert HITLRequest.objects.get(pk=request.pk).status == "auto_responded"
+        assert run.status == "completed" and run.state["published_by"] == "auto"
+
+    def test_fail_fails_the_run(self, flows_world: World) -> None:
+        run_id, _ = self._run_with(flows_world, on_timeout="fail")
+        run = FlowRun.objects.get(pk=run_id)
+        assert run.status == "failed" and "in time" in run.error
+
+    def test_continue_goes_on_with_the_empty_result(self, flows_world: World) -> None:
+        run_id, _ = self._run_with(flows_world, on_timeout="continue")
+        run = FlowRun.objects.get(pk=run_id)
+        assert run.status == "completed"
+        assert run.state["continued"] == {"outcome": None, "status": "timed_out"}
+
+
+class TestCrewWebhooks:
+    def test_task_step_and_crew_webhooks_are_signed_with_the_runs_secret(self, flows_world: World, receiver) -> None:
+        from tests.receiver import seed_verify, standard_verify
+
+        world = flows_world
+        response = kickoff(
+            world,
+            "test_crew",
+            taskWebhookUrl=receiver.url + "/task",
+            stepWebhookUrl=receiver.url + "/step",
+            crewWebhookUrl=receiver.url + "/crew",
+        )
+        secret = response.json()["webhook_secret"]
+        assert secret.startswith("whsec_")
+        run_id = response.json()["execution_id"]
+        task_hook = receiver.wait_for(1)[0]
+        assert task_hook.path.endswith("/task")
+        assert task_hook.payload == {
+            "execution_id": run_id,
+            "task_id": "research_task",
+            "output": "report (feedback so far: none)",
+            "status": "pending_human_input",
+        }
+        resume_body = {
+            "execution_id": run_id,
+            "task_id": "research_task",
+            "human_feedback": "ok",
+            "is_approve": True,
+            "stepWebhookUrl": receiver.url + "/step",
+            "crewWebhookUrl": receiver.url + "/crew",
+        }
+        assert (
+            world.client_for("key")
+            .post(f"/api/v1/deployments/{world.deployment.pk}/resume/", resume_body, format="json")
+            .status_code
+            == 200
+        )
+        deliveries = receiver.wait_for(3)
+        assert [d.path.rsplit("/", 1)[-1] for d in deliveries] == ["task", "step", "crew"]
+        assert deliveries[1].payload["step"] == "write"
+        assert deliveries[2].payload["status"] == "completed"
+        for delivery in deliveries:
+            signature = delivery.headers["x-signature"].removeprefix("sha256=")
+            assert seed_verify(secret, delivery.headers["x-timestamp"], delivery.body, signature)
+            assert standard_verify(secret, delivery.body, delivery.headers)
+
+    def test_a_private_webhook_url_is_refused_at_kickoff(self, flows_world: World) -> None:
+        response = kickoff(flows_world, "test_crew", taskWebhookUrl="https://10.0.0.1/hook")
+        assert response.status_code == 400 and response.json()["code"] == "invalid_webhook_url"
+        assert FlowRun.objects.count() == 0
+
+
+class TestRecovery:
+    def test_a_stalled_run_is_picked_up_again(self, flows_world: World) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        run = FlowRun.objects.create(
+            deployment=flows_world.deployment,
+            flow_name="test_pipeline",
+            state={"threshold": 9},
+            queue=[
+                {"method": "fetch", "payload": None, "trigger": "start"},
+                {"method": "configure", "payload": None, "trigger": "start"},
+            ],
+        )
+        FlowRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+        assert engine.recover_stalled_runs() == 1
+        run.refresh_from_db()
+        assert run.status == "completed" and run.state["route"] == "big"
+        assert engine.recover_stalled_runs() == 0
+
+    def test_the_recovery_schedule_exists(self, db: None) -> None:
+        from django_q.models import Schedule
+
+        assert Schedule.objects.filter(
+            name="flows-recover-stalled-runs", func="flows.tasks.recover_stalled_runs"
+        ).exists()

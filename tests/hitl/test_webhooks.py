@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from hitl import webhooks
+from hitl.client import verify_signature
 from hitl.lib import crypto
 from hitl.models import DeliveryStatus, Webhook, WebhookDelivery
 from hitl.sweeper import sweep
@@ -129,6 +130,8 @@ class TestSignatures:
             assert delivery.webhook_id.startswith("msg_")
         assert received[0].webhook_id != received[1].webhook_id
         assert receiver.secret.startswith("whsec_")
+        # The shipped Python client's checker agrees.
+        assert all(verify_signature(receiver.secret, d.body, d.headers) for d in received)
 
     def test_a_wrong_secret_does_not_verify(self, world: World, receiver: Receiver) -> None:
         add_hook(world, receiver)
@@ -258,6 +261,79 @@ class TestRetries:
         delivery.refresh_from_db()
         assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempt_count == 2
         assert AuditEvent.objects.filter(event_type="webhook.redelivery", actor="manager").count() == 1
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL: nothing in the attempt gets to record an outcome."""
+
+
+@pytest.mark.django_db(transaction=True)
+class TestAbandonedAttempts:
+    def die_mid_attempt(self, world: World, monkeypatch: pytest.MonkeyPatch) -> WebhookDelivery:
+        from hitl.lib import http
+
+        monkeypatch.setattr(webhooks, "enqueue_deliveries", lambda ids: None)  # staged, not sent yet
+        world.create()
+        delivery = WebhookDelivery.objects.get()
+
+        def killed(*args: Any, **kwargs: Any) -> None:
+            raise WorkerDied
+
+        with monkeypatch.context() as patch:
+            patch.setattr(http, "post_json", killed)
+            with pytest.raises(WorkerDied):
+                webhooks.attempt_delivery(delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.attempt_count == 1 and delivery.attempts.count() == 0
+        assert delivery.next_attempt_at is not None and delivery.next_attempt_at > timezone.now()
+        assert sweep().deliveries == 0  # leased: nobody else tries while the attempt may still run
+        make_due()  # the lease runs out
+        return delivery
+
+    def test_the_next_attempt_logs_the_abandoned_one_and_sends(
+        self, world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        add_hook(world, receiver)
+        delivery = self.die_mid_attempt(world, monkeypatch)
+        assert sweep().deliveries == 1
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.DELIVERED
+        abandoned, sent = delivery.attempts.order_by("number")
+        assert (abandoned.number, abandoned.status_code, abandoned.will_retry) == (1, None, True)
+        assert "worker stopped" in abandoned.error
+        assert (sent.number, sent.status_code) == (2, 200)
+        assert delivery.retries_left == Webhook.objects.get().max_retries - 1
+        (got,) = receiver.received
+        assert got.webhook_id == delivery.message_id and got.seed_ok and got.standard_ok
+
+    def test_with_no_retries_left_it_fails_without_sending(
+        self, world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        add_hook(world, receiver, max_retries=0)
+        delivery = self.die_mid_attempt(world, monkeypatch)
+        sweep()
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.FAILED and "worker stopped" in delivery.last_error
+        assert receiver.received == []
+        assert AuditEvent.objects.filter(event_type="webhook.failed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+class TestEgressFromWebhooks:
+    def test_a_url_resolving_to_a_private_address_is_refused_and_not_retried(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from hitl.lib import http
+
+        monkeypatch.setattr(http, "resolve", lambda host, port: ["10.0.0.7"])
+        webhooks.create_webhook(world.deployment, url="https://hooks.partner.example/in", actor="test")
+        world.create()
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.status == DeliveryStatus.FAILED
+        assert "resolves to 10.0.0.7, which is not a public address" in delivery.last_error
+        (attempt,) = delivery.attempts.all()
+        assert attempt.status_code is None and not attempt.will_retry
+        assert AuditEvent.objects.filter(event_type="webhook.failed").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,6 +4,7 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from guardian.shortcuts import assign_perm
 
@@ -73,6 +74,7 @@ class Command(BaseCommand):
         assign_perm("accounts.respond_to_human_feedback", reviewer, deployment)
         assign_perm("accounts.manage_human_feedback", admin, deployment)
         _, key = create_api_key(deployment, name="demo", actor="demo")
+        call_command("load_demo_history", stdout=self.stdout)  # six weeks of answers for /analytics/
 
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Shown once — note them now:"))
         self.stdout.write(f"  admin user:     admin / {password}   (http://127.0.0.1:8000/admin/)")
