@@ -3,9 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
+from guardian.shortcuts import get_group_perms, get_user_perms
 
 from accounts.models import ApiKey, Deployment, Organization
 from accounts.services import create_api_key, revoke_api_key
@@ -55,8 +60,10 @@ class DeploymentAdmin(GuardedModelAdmin):
     search_fields = ("name", "creator__email", "organization__name")
     autocomplete_fields = ("creator",)
     inlines = [RoutingRuleInline]
+    readonly_fields = ("routing_tools",)
     fieldsets = (
         (None, {"fields": ("organization", "name", "creator")}),
+        ("Routing", {"fields": ("routing_tools",)}),
         ("Notifications", {"fields": ("email_notifications", "link_ttl_seconds")}),
         ("SLA", {"fields": ("sla_target_minutes",)}),
         (
@@ -78,6 +85,54 @@ class DeploymentAdmin(GuardedModelAdmin):
             },
         ),
     )
+
+    @admin.display(description="Routing rules")
+    def routing_tools(self, obj: Deployment) -> str:
+        if obj.pk is None:
+            return "Save the deployment first; its rules are edited below."
+        return format_html(
+            'Edited in the table below (first match by priority wins). <a href="{}">Test routing</a> — which '
+            'rule and email a sample method name and state would get. <a href="{}">Grant access</a> '
+            "(manage / respond, to users or groups).",
+            reverse("admin:hitl_routingrule_test") + f"?deployment={obj.pk}",
+            reverse("admin:accounts_deployment_permissions", args=[obj.pk]),
+        )
+
+    # Permission changes on the "Object permissions" pages are audited (SPEC §10).
+    def obj_perms_manage_user_view(self, request: HttpRequest, object_pk: Any, user_id: Any) -> HttpResponse:
+        user = get_user_model().objects.filter(pk=user_id).first()
+        return self._audited_perms(request, object_pk, "user", user, get_user_perms, super().obj_perms_manage_user_view)
+
+    def obj_perms_manage_group_view(self, request: HttpRequest, object_pk: Any, group_id: Any) -> HttpResponse:
+        group = Group.objects.filter(pk=group_id).first()
+        return self._audited_perms(
+            request, object_pk, "group", group, get_group_perms, super().obj_perms_manage_group_view
+        )
+
+    def _audited_perms(
+        self, request: HttpRequest, object_pk: Any, kind: str, holder: Any, perms_of: Any, view: Any
+    ) -> HttpResponse:
+        deployment = Deployment.objects.filter(pk=object_pk).first()
+        before = (
+            set(perms_of(holder, deployment).values_list("codename", flat=True)) if holder and deployment else set()
+        )
+        response = view(request, object_pk, holder.pk if holder else None)
+        if request.method == "POST" and holder is not None and deployment is not None:
+            after = set(perms_of(holder, deployment).values_list("codename", flat=True))
+            if after != before:
+                record_event(
+                    EventType.PERMISSION_CHANGED,
+                    actor=request.user.get_username(),
+                    source="admin",
+                    target=deployment,
+                    deployment_id=deployment.pk,
+                    data={
+                        kind: str(holder),
+                        "added": sorted(after - before),
+                        "removed": sorted(before - after),
+                    },
+                )
+        return response
 
     def save_model(self, request: HttpRequest, obj: Deployment, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 from audit.models import EventType
 from audit.services import record_event
 from hitl import services, webhooks
+from hitl.admin_tools import RequestActionsMixin, RoutingTesterMixin
 from hitl.errors import HitlError, InvalidInput
 from hitl.models import (
     HITLRequest,
@@ -27,7 +28,7 @@ from hitl.models import (
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(admin.ModelAdmin):
+class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "deployment",
@@ -68,7 +69,7 @@ class ResolutionInline(admin.StackedInline):
 
 
 @admin.register(HITLRequest)
-class HITLRequestAdmin(admin.ModelAdmin):
+class HITLRequestAdmin(RequestActionsMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "deployment",
@@ -89,7 +90,7 @@ class HITLRequestAdmin(admin.ModelAdmin):
     search_fields = ("id", "flow_id", "method_name", "assigned_to_email", "message")
     date_hierarchy = "created_at"
     inlines = [ResolutionInline]
-    actions = ["cancel_selected"]
+    actions = ["cancel_selected", "reassign_selected", "resend_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in HITLRequest._meta.fields]

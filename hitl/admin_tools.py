@@ -1,0 +1,177 @@
+"""Ops-staff tools in the admin (issue 5): request actions that go through the services (cancel is in
+hitl.admin), and the routing tester that answers "which rule and which email would this get?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from hitl import services
+from hitl.errors import HitlError
+from hitl.forms import RuleTestForm
+from hitl.lib.conditions import ConditionError
+from hitl.lib.paths import resolve_path
+from hitl.lib.routing import choose_assignee, clean_email, rule_matches
+from hitl.models import HITLRequest, RoutingRule, Source, Status
+
+
+class ReassignActionForm(forms.Form):
+    email = forms.EmailField(label="New assignee", max_length=254)
+    note = forms.CharField(required=False, max_length=1000, help_text="Recorded in the audit log.")
+
+
+class RequestActionsMixin(admin.ModelAdmin):
+    """Reassign and resend for HITLRequestAdmin, through the same services as the pages and API."""
+
+    def view_on_site(self, obj: HITLRequest) -> str:  # type: ignore[override]
+        return reverse("hitl:review", args=[obj.pk])
+
+    @admin.action(description="Reassign selected pending requests…")
+    def reassign_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> HttpResponse | None:
+        pending = queryset.filter(status=Status.PENDING)
+        form = ReassignActionForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            actor = request.user.get_username()
+            done = 0
+            for obj in pending:
+                try:
+                    services.reassign_request(
+                        obj.pk,
+                        email=form.cleaned_data["email"],
+                        note=form.cleaned_data["note"],
+                        actor=actor,
+                        source=Source.DASHBOARD,
+                    )
+                    done += 1
+                except HitlError:
+                    pass  # answered meanwhile: the refusal is audited
+            messages.success(request, f"Reassigned {done} request(s) to {form.cleaned_data['email'].lower()}.")
+            return None
+        context = {
+            **admin.site.each_context(request),
+            "title": "Reassign requests",
+            "form": form,
+            "requests": pending,
+            "skipped": queryset.count() - pending.count(),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "opts": HITLRequest._meta,
+        }
+        return TemplateResponse(request, "admin/hitl/hitlrequest/reassign.html", context)
+
+    @admin.action(description="Resend the notification of selected pending requests")
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> None:
+        sent = 0
+        for obj in queryset.filter(status=Status.PENDING):
+            try:
+                services.resend_notification(obj.pk, actor=request.user.get_username(), source=Source.DASHBOARD)
+                sent += 1
+            except HitlError:
+                pass
+        messages.success(request, f"Notification sent again for {sent} request(s).")
+
+
+@dataclass
+class RuleVerdict:
+    rule: RoutingRule
+    matches: bool | None  # None: not evaluated (disabled, or after the deciding rule)
+    note: str
+    decides: bool = False
+
+
+def evaluate_rules(
+    rules: list[RoutingRule], *, method_name: str, flow_name: str, state: dict[str, Any]
+) -> list[RuleVerdict]:
+    """Why each rule did or did not take a sample request, in the order routing tries them."""
+    verdicts: list[RuleVerdict] = []
+    decided = False
+    for rule in rules:
+        if not rule.enabled:
+            verdicts.append(RuleVerdict(rule, None, "switched off"))
+            continue
+        if decided:
+            verdicts.append(RuleVerdict(rule, None, "not tried: an earlier rule matched"))
+            continue
+        try:
+            matches = rule_matches(rule, method_name, flow_name, state)
+        except ConditionError as exc:
+            verdicts.append(RuleVerdict(rule, False, f"condition error: {exc}"))
+            continue
+        if not matches:
+            verdicts.append(RuleVerdict(rule, False, "no match"))
+            continue
+        decided = True
+        note = "matches"
+        if rule.assign_from_input:
+            value = resolve_path(state, rule.assign_from_input, None)
+            email = clean_email(value)
+            note = (
+                f"matches; {rule.assign_from_input} = {email}"
+                if email
+                else f"matches; {rule.assign_from_input} is {value!r}, not an email"
+            )
+        verdicts.append(RuleVerdict(rule, True, note, decides=True))
+    return verdicts
+
+
+class RoutingTesterMixin(admin.ModelAdmin):
+    """Adds `…/routingrule/test/` to RoutingRuleAdmin: a sample method name and state in, the
+    deciding rule and the assignee out, with every rule's verdict (the real `choose_assignee`)."""
+
+    def get_urls(self) -> list[Any]:
+        tester = self.admin_site.admin_view(self.rule_tester_view)
+        return [path("test/", tester, name="hitl_routingrule_test"), *super().get_urls()]
+
+    def rule_tester_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        initial: dict[str, Any] = {}
+        highlight = request.GET.get("rule", "")
+        rule = RoutingRule.objects.filter(pk=highlight).first() if highlight.isdigit() else None
+        if rule is not None:
+            initial = {"deployment": rule.deployment_id}
+            if not any(ch in rule.method_pattern for ch in "*?["):
+                initial["method_name"] = rule.method_pattern
+        elif request.GET.get("deployment", "").isdigit():
+            initial = {"deployment": request.GET["deployment"]}
+        form = RuleTestForm(request.POST or None, initial=initial)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Test routing",
+            "form": form,
+            "opts": RoutingRule._meta,
+            "highlight": rule.pk if rule else None,
+        }
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            deployment = data["deployment"]
+            rules = list(deployment.routing_rules.order_by("priority", "id"))
+            assignment = choose_assignee(
+                [r for r in rules if r.enabled],
+                creator_email=deployment.creator_email,
+                method_name=data["method_name"],
+                flow_name=data["flow_name"],
+                state=data["state"],
+                explicit=data["assign_to"] or None,
+            )
+            context.update(
+                assignment=assignment,
+                step_label=dict(HITLRequest._meta.get_field("assignment_step").flatchoices).get(  # type: ignore[union-attr]
+                    assignment.step, assignment.step
+                ),
+                verdicts=evaluate_rules(
+                    rules, method_name=data["method_name"], flow_name=data["flow_name"], state=data["state"]
+                ),
+                explicit=bool(data["assign_to"]),
+                deployment=deployment,
+            )
+        return TemplateResponse(request, "admin/hitl/routingrule/test.html", context)
