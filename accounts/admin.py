@@ -16,6 +16,9 @@ from accounts.models import ApiKey, Deployment, Organization
 from accounts.services import create_api_key, revoke_api_key
 from audit.models import EventType
 from audit.services import record_event
+from hitl.admin_tools import TelegramTokenForm, telegram_status
+from hitl.channels.base import ChannelError
+from hitl.channels.telegram import register_webhook
 from hitl.models import RoutingRule
 
 
@@ -40,8 +43,30 @@ class RoutingRuleInline(admin.TabularInline):
         "reminder_after_minutes",
         "escalation_after_minutes",
         "escalation_emails",
+        "telegram_chat_id",
     )
     ordering = ("priority", "id")
+
+
+class DeploymentForm(TelegramTokenForm):
+    class Meta:
+        model = Deployment
+        fields = (
+            "organization",
+            "name",
+            "creator",
+            "email_notifications",
+            "link_ttl_seconds",
+            "sla_target_minutes",
+            "reminder_after_minutes",
+            "escalation_after_minutes",
+            "escalation_emails",
+            "auto_response_enabled",
+            "auto_response_timeout_minutes",
+            "auto_response_default_outcome",
+            "auto_response_emit_options",
+            "telegram_chat_id",
+        )
 
 
 @admin.register(Deployment)
@@ -59,8 +84,10 @@ class DeploymentAdmin(GuardedModelAdmin):
     list_filter = ("organization", "email_notifications", "auto_response_enabled")
     search_fields = ("name", "creator__email", "organization__name")
     autocomplete_fields = ("creator",)
+    form = DeploymentForm
     inlines = [RoutingRuleInline]
-    readonly_fields = ("routing_tools",)
+    readonly_fields = ("routing_tools", "telegram")
+    actions = ["register_telegram_webhook"]
     fieldsets = (
         (None, {"fields": ("organization", "name", "creator")}),
         ("Routing", {"fields": ("routing_tools",)}),
@@ -84,6 +111,14 @@ class DeploymentAdmin(GuardedModelAdmin):
                 )
             },
         ),
+        (
+            "Telegram",
+            {
+                "fields": ("telegram_chat_id", "telegram_bot_token_input", "clear_telegram_bot_token", "telegram"),
+                "description": "For requests created with channel=telegram. After setting a bot, run the "
+                "“Register the Telegram webhook” action on the deployment list.",
+            },
+        ),
     )
 
     @admin.display(description="Routing rules")
@@ -97,6 +132,28 @@ class DeploymentAdmin(GuardedModelAdmin):
             reverse("admin:hitl_routingrule_test") + f"?deployment={obj.pk}",
             reverse("admin:accounts_deployment_permissions", args=[obj.pk]),
         )
+
+    @admin.display(description="Status")
+    def telegram(self, obj: Deployment) -> str:
+        return telegram_status(obj)
+
+    @admin.action(description="Register the Telegram webhook of the selected deployments")
+    def register_telegram_webhook(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        for deployment in queryset:
+            try:
+                url = register_webhook(deployment)
+            except ChannelError as exc:
+                messages.error(request, f"{deployment}: {exc.detail}")
+                continue
+            record_event(
+                EventType.CONFIG_CHANGED,
+                actor=request.user.get_username(),
+                source="admin",
+                target=deployment,
+                deployment_id=deployment.pk,
+                data={"action": "telegram.webhook_registered", "url": url},
+            )
+            messages.success(request, f"{deployment}: Telegram now sends button presses to {url}.")
 
     # Permission changes on the "Object permissions" pages are audited (SPEC §10).
     def obj_perms_manage_user_view(self, request: HttpRequest, object_pk: Any, user_id: Any) -> HttpResponse:

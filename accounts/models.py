@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from hitl.lib import crypto
+
 
 class Organization(models.Model):
     name = models.CharField(max_length=200, unique=True)
@@ -63,6 +65,14 @@ class Deployment(models.Model):
     link_ttl_seconds = models.PositiveIntegerField(
         default=7 * 24 * 3600, help_text="Default lifetime of magic links sent for this deployment's requests."
     )
+    # Telegram (SPEC §4): requests created with channel=telegram go to this chat through this bot.
+    telegram_chat_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Chat that gets requests sent with channel=telegram: a numeric id (groups start with -100) "
+        "or @channelname. Only button presses from this chat are accepted.",
+    )
+    telegram_bot_token = crypto.EncryptedTextField(blank=True, help_text="Encrypted at rest; set in the admin.")
 
     class Meta:
         unique_together = [("organization", "name")]

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 from audit.models import EventType
 from audit.services import record_event
 from hitl import services, webhooks
-from hitl.admin_tools import RequestActionsMixin, RoutingTesterMixin
+from hitl.admin_tools import RequestActionsMixin, RoutingRuleForm, RoutingTesterMixin, telegram_status
 from hitl.errors import HitlError, InvalidInput
 from hitl.models import (
     HITLRequest,
@@ -29,6 +29,21 @@ from hitl.models import (
 
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
+    form = RoutingRuleForm
+    readonly_fields = ("telegram",)
+    fieldsets = (
+        (None, {"fields": ("deployment", "name", "enabled", "priority")}),
+        ("Match", {"fields": ("method_pattern", "flow_pattern", "conditions")}),
+        ("Assign", {"fields": ("assign_from_input", "assign_to_email")}),
+        (
+            "Reminders and escalation",
+            {"fields": ("reminder_after_minutes", "escalation_after_minutes", "escalation_emails")},
+        ),
+        (
+            "Telegram (overrides the deployment's)",
+            {"fields": ("telegram_chat_id", "telegram_bot_token_input", "clear_telegram_bot_token", "telegram")},
+        ),
+    )
     list_display = (
         "name",
         "deployment",
@@ -43,6 +58,10 @@ class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
     list_editable = ("priority", "enabled")
     search_fields = ("name", "method_pattern", "assign_to_email", "assign_from_input")
     ordering = ("deployment", "priority", "id")
+
+    @admin.display(description="Telegram")
+    def telegram(self, obj: RoutingRule) -> str:
+        return telegram_status(obj)
 
     def save_model(self, request: HttpRequest, obj: RoutingRule, form: Any, change: bool) -> None:
         from audit.models import EventType

@@ -15,8 +15,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from hitl import services
+from hitl.channels import telegram
 from hitl.errors import HitlError
 from hitl.forms import RuleTestForm
+from hitl.lib import crypto
 from hitl.lib.conditions import ConditionError
 from hitl.lib.paths import resolve_path
 from hitl.lib.routing import choose_assignee, clean_email, rule_matches
@@ -175,3 +177,66 @@ class RoutingTesterMixin(admin.ModelAdmin):
                 deployment=deployment,
             )
         return TemplateResponse(request, "admin/hitl/routingrule/test.html", context)
+
+
+# --- Telegram settings (deployments and routing rules) ---------------------------------------------
+
+
+class TelegramTokenForm(forms.ModelForm):
+    """Adds a write-only bot token field: the token is encrypted on save and never shown again."""
+
+    telegram_bot_token_input = forms.CharField(
+        label="Telegram bot token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="From @BotFather, e.g. 123456789:AA…; stored encrypted. Leave empty to keep the current one.",
+    )
+    clear_telegram_bot_token = forms.BooleanField(label="Remove the bot token", required=False)
+
+    def clean_telegram_bot_token_input(self) -> str:
+        token = self.cleaned_data.get("telegram_bot_token_input") or ""
+        if token and not telegram.TOKEN_RE.match(token):
+            raise forms.ValidationError("That does not look like a bot token (digits, a colon, then 30+ characters).")
+        return token
+
+    def clean_telegram_chat_id(self) -> str:
+        chat = (self.cleaned_data.get("telegram_chat_id") or "").strip()
+        if chat and not telegram.CHAT_RE.match(chat):
+            raise forms.ValidationError("A numeric chat id (e.g. -1001234567890) or @channelname.")
+        return chat
+
+    def save(self, commit: bool = True) -> Any:
+        if self.cleaned_data.get("clear_telegram_bot_token"):
+            self.instance.telegram_bot_token = ""
+        elif self.cleaned_data.get("telegram_bot_token_input"):
+            self.instance.telegram_bot_token = crypto.encrypt(self.cleaned_data["telegram_bot_token_input"])
+        return super().save(commit)
+
+
+def telegram_status(obj: Any) -> str:
+    if obj is None or obj.pk is None:
+        return "-"
+    token = "a bot token is set" if obj.telegram_bot_token else "no bot token"
+    chat = f"chat {obj.telegram_chat_id}" if obj.telegram_chat_id else "no chat"
+    return f"{token}, {chat}."
+
+
+class RoutingRuleForm(TelegramTokenForm):
+    class Meta:
+        model = RoutingRule
+        fields = (
+            "deployment",
+            "name",
+            "enabled",
+            "priority",
+            "method_pattern",
+            "flow_pattern",
+            "conditions",
+            "assign_from_input",
+            "assign_to_email",
+            "reminder_after_minutes",
+            "escalation_after_minutes",
+            "escalation_emails",
+            "telegram_chat_id",
+        )

@@ -97,6 +97,12 @@ class RoutingRule(models.Model):
     escalation_emails = models.JSONField(
         default=list, blank=True, help_text="Overrides the deployment's escalation chain (a list of emails)."
     )
+    telegram_chat_id = models.CharField(
+        max_length=64, blank=True, help_text="Overrides the deployment's Telegram chat for requests this rule assigns."
+    )
+    telegram_bot_token = crypto.EncryptedTextField(
+        blank=True, help_text="Overrides the deployment's Telegram bot (encrypted at rest; set in the admin)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -390,3 +396,18 @@ class WebhookAttempt(models.Model):
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class TelegramMessage(models.Model):
+    """A notification the Telegram channel posted, so it can take the buttons off once the request is
+    resolved (by whatever channel)."""
+
+    request = models.ForeignKey(HITLRequest, on_delete=models.CASCADE, related_name="telegram_messages")
+    chat_id = models.CharField(max_length=64)
+    message_id = models.BigIntegerField()
+    event = models.CharField(max_length=40)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When its buttons were removed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.chat_id}/{self.message_id}"

@@ -20,4 +20,5 @@ urlpatterns = [
     path("r/<uuid:request_id>/<str:email_b64>/<str:token>/", views.magic_link, name="magic-link"),
     path("r/<uuid:request_id>/<str:email_b64>/<str:token>/fresh/", views.magic_fresh, name="magic-fresh"),
     path("r/<uuid:request_id>/<str:email_b64>/<str:token>/delegate/", views.magic_delegate, name="magic-delegate"),
+    path("telegram/<int:deployment_id>/webhook/", views.telegram_webhook, name="telegram-webhook"),
 ]

@@ -201,6 +201,8 @@ HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 30)
 HITL_WEBHOOK_MAX_RETRIES = env_int("HITL_WEBHOOK_MAX_RETRIES", 5)
 HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 HITL_MAX_WAIT_SECONDS = 60
+# Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
+HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
 
 LOGGING = {
     "version": 1,

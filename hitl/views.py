@@ -8,6 +8,8 @@ Magic-link GETs only show (mail scanners open links); every change is a POST wit
 from __future__ import annotations
 
 import contextlib
+import hmac
+import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -20,17 +22,19 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.lib.access import Action, LinkPrincipal, deployment_scope, principal_label
 from accounts.models import Deployment
 from hitl import services
+from hitl.channels import telegram
 from hitl.errors import HitlError, InvalidAnswer, InvalidInput, NotPending
 from hitl.forms import AnswerForm, CancelForm, EmailNoteForm, InboxFilterForm
 from hitl.lib import magic, review, throttle
@@ -489,3 +493,25 @@ def done(request: HttpRequest) -> HttpResponse:
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("hitl:inbox")
+
+
+# --- Telegram --------------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def telegram_webhook(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """Telegram's updates for one deployment's bot(s), authenticated by the secret-token header."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    if deployment is None:
+        raise Http404("No such deployment.")
+    given = request.META.get(telegram.SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), telegram.webhook_secret(deployment.pk).encode()):
+        return JsonResponse({"detail": "Bad secret token.", "code": "forbidden"}, status=403)
+    try:
+        update = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)
+    if not isinstance(update, dict):
+        return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)
+    return JsonResponse(telegram.process_update(deployment, update))

@@ -4,5 +4,5 @@ CHANNELS: list[str] = [
     "hitl.channels.email.EmailChannel",
     "hitl.channels.webhook.WebhookChannel",
     "flows.channel.FlowChannel",
-    # "hitl.channels.telegram.TelegramChannel" (issue 5)
+    "hitl.channels.telegram.TelegramChannel",
 ]

@@ -47,3 +47,15 @@ def ago(moment: datetime | None) -> str:
     if (timezone.now() - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, depth=1)} ago"
+
+
+@register.simple_tag(takes_context=True)
+def manages_something(context: dict[str, Any]) -> bool:
+    """Whether the signed-in user manages a deployment (the analytics page is theirs)."""
+    from accounts.lib.access import deployment_scope
+    from accounts.models import Deployment
+
+    user = context.get("user")
+    if user is None or not user.is_authenticated:
+        return False
+    return Deployment.objects.filter(deployment_scope(user, "manage")).exists()

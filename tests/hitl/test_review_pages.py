@@ -289,7 +289,7 @@ class TestInbox:
             new_request(world, message=f"Request {i}")
         client = client_for(world, "manager")
         client.get("/inbox/")  # warm caches (content types, session)
-        with django_assert_max_num_queries(10):
+        with django_assert_max_num_queries(11):
             first = client.get("/inbox/").content.decode()
         assert "1–25 of 30" in first and "Older" in first
         second = client.get("/inbox/?page=2").content.decode()

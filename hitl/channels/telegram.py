@@ -1,0 +1,334 @@
+"""The Telegram channel (SPEC §4): a bot posts the question to a configured chat with inline buttons for
+the emit/approval options (and single choices) plus the magic link; a button press comes back on our
+webhook and answers through the shared path, but only from the chat the request was posted to.
+
+Configuration: a bot token and a chat per deployment, either of which a routing rule can override for
+the requests it assigns. Tokens are encrypted at rest (`hitl.lib.crypto`). Every call goes through the
+egress seam (`hitl.lib.http`) to `HITL_TELEGRAM_API_BASE`, so tests talk to a fake on 127.0.0.1.
+
+Webhook authentication: Telegram sends the `secret_token` given to setWebhook in the
+`X-Telegram-Bot-Api-Secret-Token` header; ours is derived from SECRET_KEY and the deployment, so
+nothing else needs storing. Button data carries a short MAC too, so a forged callback cannot name
+another request or option.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import EventType
+from audit.services import record_event
+from hitl.channels.base import Channel, ChannelError, Event
+from hitl.lib import crypto, http
+from hitl.lib.links import absolute, magic_link_url
+
+if TYPE_CHECKING:
+    from accounts.models import Deployment
+    from hitl.models import HITLRequest
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = 15.0
+MAX_TEXT = 4096  # Telegram's limit for a message
+MAX_CONTENT = 1500
+MAX_BUTTON_CHOICES = 8
+TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,100}$")
+CHAT_RE = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+SECRET_HEADER = "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN"
+SEND_EVENTS = frozenset({Event.NEW_REQUEST, Event.RESEND, Event.REMINDER, Event.REASSIGNED})
+CLOSE_EVENTS = frozenset(Event.RESOLVED_BY_STATUS.values())
+
+
+@dataclass(frozen=True)
+class Target:
+    token: str
+    chat_id: str
+
+
+def target_for(request: HITLRequest) -> Target | None:
+    """The bot and chat for a request: the assigning rule's, else the deployment's (each separately)."""
+    rule = request.assigned_rule
+    deployment = request.deployment
+    token_ct = (rule.telegram_bot_token if rule else "") or deployment.telegram_bot_token
+    chat = (rule.telegram_chat_id if rule else "") or deployment.telegram_chat_id
+    if not token_ct or not chat:
+        return None
+    return Target(crypto.decrypt(token_ct), chat)
+
+
+def webhook_secret(deployment_id: int) -> str:
+    """What setWebhook's secret_token is for this deployment (1-256 of A-Z a-z 0-9 _ -)."""
+    key = f"hitl.telegram.webhook:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, str(deployment_id).encode(), hashlib.sha256).hexdigest()
+
+
+def webhook_url(deployment_id: int) -> str:
+    return absolute(reverse("hitl:telegram-webhook", args=[deployment_id]))
+
+
+# --- buttons ---------------------------------------------------------------------------------------
+
+
+def options(request: HITLRequest) -> list[tuple[str, str]]:
+    """(label, answer value) per button: emit options, approve/reject, or single choices (a few)."""
+    if request.mode == "approval":
+        return [("✅ Approve", "approved"), ("❌ Reject", "rejected")]
+    if request.mode == "emit":
+        return [(str(o).replace("_", " ").capitalize(), str(o)) for o in request.emit_options]
+    if request.mode == "choices" and not request.multiple and len(request.options) <= MAX_BUTTON_CHOICES:
+        return [(str(o["label"])[:60], str(o["id"])) for o in request.options]
+    return []  # text mode, multiple choices: answered on the review page
+
+
+def _button_mac(request_id: str, index: int) -> str:
+    key = f"hitl.telegram.button:{settings.SECRET_KEY}".encode()
+    digest = hmac.new(key, f"{request_id}:{index}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().lower()[:10]
+
+
+def button_data(request_id: Any, index: int) -> str:
+    """`a:<request hex>:<option index>:<mac>`, 48 bytes at most (Telegram allows 64)."""
+    rid = uuid.UUID(str(request_id)).hex
+    return f"a:{rid}:{index}:{_button_mac(rid, index)}"
+
+
+def parse_button(data: str) -> tuple[uuid.UUID, int] | None:
+    parts = (data or "").split(":")
+    if len(parts) != 4 or parts[0] != "a" or not parts[2].isdigit():
+        return None
+    try:
+        rid = uuid.UUID(hex=parts[1])
+    except ValueError:
+        return None
+    index = int(parts[2])
+    if not hmac.compare_digest(_button_mac(rid.hex, index), parts[3]):
+        return None
+    return rid, index
+
+
+# --- outbound --------------------------------------------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def message_text(request: HITLRequest, *, footer: str = "") -> str:
+    """HTML (Telegram's subset): the question, the start of the content, who it is for, the link."""
+    parts = [f"<b>{_escape(request.message)}</b>"]
+    if request.content:
+        content = request.content if len(request.content) <= MAX_CONTENT else request.content[:MAX_CONTENT] + "…"
+        parts.append(f"<pre>{_escape(content)}</pre>")
+    parts.append(f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}")
+    if footer:
+        parts.append(footer)
+    else:
+        parts.append(f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
+    text = "\n\n".join(parts)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def call(token: str, method: str, payload: dict[str, Any]) -> Any:
+    """One Bot API call; the `result`, or ChannelError with a detail that never contains the token."""
+    url = f"{settings.HITL_TELEGRAM_API_BASE}/bot{token}/{method}"
+    try:
+        response = http.post_json(url, payload, timeout=TIMEOUT)
+    except http.EgressError as exc:
+        raise ChannelError(
+            f"Telegram {method}: {exc.detail}".replace(token, "<token>"), retryable=exc.retryable
+        ) from None
+    try:
+        body = json.loads(response.body or b"{}")
+    except ValueError:
+        body = {}
+    if not response.ok or not body.get("ok"):
+        description = str(body.get("description") or response.excerpt(200)).replace(token, "<token>")
+        raise ChannelError(
+            f"Telegram {method}: HTTP {response.status}: {description}", retryable=response.status >= 500
+        )
+    return body.get("result")
+
+
+class TelegramChannel(Channel):
+    name = "telegram"
+    events = SEND_EVENTS | CLOSE_EVENTS
+
+    def wants(self, request: HITLRequest, event: str) -> bool:
+        from hitl.models import Channel as ChannelChoice
+        from hitl.models import TelegramMessage
+
+        if event in SEND_EVENTS:
+            return request.channel == ChannelChoice.TELEGRAM and target_for(request) is not None
+        if event in CLOSE_EVENTS:
+            return TelegramMessage.objects.filter(request=request, closed_at__isnull=True).exists()
+        return False
+
+    def notify(self, request: HITLRequest, event: str) -> None:
+        if event in CLOSE_EVENTS:
+            self.close(request)
+        elif request.is_pending:
+            self.send(request, event)
+
+    def send(self, request: HITLRequest, event: str) -> None:
+        from hitl.models import HITLRequest as Model
+        from hitl.models import TelegramMessage
+
+        target = target_for(request)
+        if target is None:
+            return
+        payload: dict[str, Any] = {
+            "chat_id": target.chat_id,
+            "text": message_text(request),
+            "parse_mode": "HTML",
+            "disable_web_page_preview": True,
+        }
+        buttons = [
+            {"text": label, "callback_data": button_data(request.pk, index)}
+            for index, (label, _) in enumerate(options(request))
+        ]
+        if buttons:
+            payload["reply_markup"] = {"inline_keyboard": [buttons[i : i + 2] for i in range(0, len(buttons), 2)]}
+        to = f"telegram:{target.chat_id}"
+        try:
+            result = call(target.token, "sendMessage", payload)
+        except ChannelError as exc:
+            Model.objects.filter(pk=request.pk).update(notification_error=exc.detail[:1000])
+            record_event(
+                EventType.NOTIFICATION_FAILED,
+                target=request,
+                source="telegram",
+                data={"to": to, "event": event, "error": exc.detail[:1000]},
+            )
+            raise
+        message_id = int((result or {}).get("message_id") or 0)
+        TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)
+        Model.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
+        record_event(
+            EventType.NOTIFICATION_SENT,
+            target=request,
+            source="telegram",
+            data={"to": to, "event": event, "message_id": message_id},
+        )
+
+    def close(self, request: HITLRequest) -> None:
+        """Take the buttons off every message about a resolved request and say how it ended."""
+        from hitl.lib.review import answer_summary
+        from hitl.models import Resolution, TelegramMessage
+
+        resolution = Resolution.objects.filter(request=request).first()
+        if resolution is None:
+            return
+        summary = answer_summary(resolution.result) or resolution.get_status_display()
+        footer = f"✔ {_escape(resolution.get_status_display())}: <b>{_escape(summary)}</b> — " + _escape(
+            f"{resolution.responder or resolution.source} via {resolution.source}"
+        )
+        target = target_for(request)
+        if target is None:
+            return
+        for sent in TelegramMessage.objects.filter(request=request, closed_at__isnull=True):
+            # Claim it first: a duplicate task finds nothing left to close.
+            if not TelegramMessage.objects.filter(pk=sent.pk, closed_at__isnull=True).update(closed_at=timezone.now()):
+                continue
+            call(
+                target.token,
+                "editMessageText",
+                {
+                    "chat_id": sent.chat_id,
+                    "message_id": sent.message_id,
+                    "text": message_text(request, footer=footer),
+                    "parse_mode": "HTML",
+                    "disable_web_page_preview": True,
+                },
+            )
+
+
+# --- inbound (the webhook) -------------------------------------------------------------------------
+
+
+def _reply(callback_id: str, text: str) -> dict[str, Any]:
+    """Answering the webhook with a method call: Telegram shows `text` to whoever pressed."""
+    return {"method": "answerCallbackQuery", "callback_query_id": callback_id, "text": text[:200]}
+
+
+def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, Any]:
+    """Turn a button press into an answer through `respond_to_request`, with source "telegram".
+
+    Authentic updates we do not act on (messages, presses on stale or foreign buttons) get an empty
+    reply or a polite toast; nothing here raises for bad input.
+    """
+    from hitl import services
+    from hitl.errors import HitlError, NotPending
+    from hitl.models import HITLRequest, Source
+
+    query = update.get("callback_query")
+    if not isinstance(query, dict):
+        return {}
+    callback_id = str(query.get("id", ""))
+    parsed = parse_button(str(query.get("data", "")))
+    request = None
+    if parsed is not None:
+        request = (
+            HITLRequest.objects.select_related("deployment", "assigned_rule")
+            .filter(pk=parsed[0], deployment=deployment)
+            .first()
+        )
+    if parsed is None or request is None:
+        return _reply(callback_id, "This button is not valid any more.")
+    sender = query.get("from") or {}
+    username = sender.get("username")
+    responder = f"telegram:@{username}" if username else f"telegram:{sender.get('id', 'unknown')}"
+    chat_id = str(((query.get("message") or {}).get("chat") or {}).get("id", ""))
+    target = target_for(request)
+    allowed_chat = target.chat_id if target else ""
+    if not allowed_chat or chat_id != allowed_chat:
+        record_event(
+            EventType.RESPONSE_REFUSED,
+            actor=responder,
+            source=Source.TELEGRAM,
+            target=request,
+            data={"reason": "wrong_chat", "chat_id": chat_id},
+        )
+        return _reply(callback_id, "Answers to this request are not accepted from this chat.")
+    choices = options(request)
+    if parsed[1] >= len(choices):
+        return _reply(callback_id, "This button is not valid any more.")
+    label, value = choices[parsed[1]]
+    answer = services.Answer(choice_id=value) if request.mode == "choices" else services.Answer(outcome=value)
+    try:
+        services.respond_to_request(request.pk, answer, responder=responder, source=Source.TELEGRAM)
+    except NotPending as exc:
+        return _reply(callback_id, exc.detail)
+    except HitlError as exc:
+        return _reply(callback_id, f"Not recorded: {exc.detail}")
+    return _reply(callback_id, f"Recorded: {label}. Thank you!")
+
+
+def register_webhook(deployment: Deployment) -> str:
+    """setWebhook for the deployment's bot (and every rule's own bot) → our endpoint, with the secret."""
+    from hitl.models import RoutingRule
+
+    tokens = {crypto.decrypt(deployment.telegram_bot_token)} if deployment.telegram_bot_token else set()
+    for rule in RoutingRule.objects.filter(deployment=deployment).exclude(telegram_bot_token=""):
+        tokens.add(crypto.decrypt(rule.telegram_bot_token))
+    if not tokens:
+        raise ChannelError("No Telegram bot token is configured for this deployment or its rules.")
+    url = webhook_url(deployment.pk)
+    for token in tokens:
+        call(
+            token,
+            "setWebhook",
+            {"url": url, "secret_token": webhook_secret(deployment.pk), "allowed_updates": ["callback_query"]},
+        )
+    return url
