@@ -150,6 +150,19 @@ class TestReviewerSignsInAndApproves:
         assert resolution.result["feedback"] == "Tone is right; ship it."
         assert resolution.result["metadata"]["approved"] is True
 
+    def test_a_manager_sees_the_whole_deployment_and_can_reassign(self, pages: Pages, site: str) -> None:
+        world = build_world()
+        target = build_inbox(world)
+        page = pages.new(DESKTOP)
+        sign_in(page, site, "manager")
+        page.get_by_role("link", name=re.compile("Refund of")).click()
+        assert page.get_by_text("Overdue").first.is_visible()
+        screenshot(page, "review-manager-desktop")
+        page.get_by_label("Reassign to").fill("lead@example.com")
+        page.get_by_role("button", name="Reassign").click()
+        assert page.get_by_text("Reassigned to lead@example.com").is_visible()
+        assert HITLRequest.objects.filter(assigned_to_email="lead@example.com").exclude(pk=target.pk).count() == 1
+
 
 class TestMagicLinks:
     def test_a_person_without_an_account_confirms_and_it_resolves(self, pages: Pages, site: str) -> None:

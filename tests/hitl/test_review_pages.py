@@ -220,6 +220,20 @@ class TestContextPanel:
         # Earlier requests go through restrict() too: the responder does not see a colleague's.
         assert "secret_step" not in page and str(hidden.pk) not in page
 
+    def test_a_server_side_run_shows_its_step_history(self, world: World) -> None:
+        from flows.models import DeploymentFlow
+
+        DeploymentFlow.objects.create(deployment=world.deployment, flow_name="content_approval")
+        response = world.client_for("key").post(
+            f"/api/v1/deployments/{world.deployment.pk}/kickoff/", {"flow": "content_approval"}, format="json"
+        )
+        run_id = response.json()["execution_id"]
+        req = HITLRequest.objects.get(flow_id=run_id)
+        page = client_for(world, "manager").get(f"/requests/{req.pk}/").content.decode()
+        history = page[page.index("Run history") :]
+        assert history.index("<code>generate_content</code>") < history.index("<code>review_content</code>")
+        assert f'<code class="small">{run_id}</code>' in page
+
     def test_markdown_is_rendered_sanitised_and_highlighted(self, world: World) -> None:
         req = new_request(
             world,

@@ -78,7 +78,7 @@ class Command(BaseCommand):
 
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Shown once — note them now:"))
         self.stdout.write(f"  admin user:     admin / {password}   (http://127.0.0.1:8000/admin/)")
-        self.stdout.write(f"  reviewer user:  reviewer / {password}   (finance@example.com)")
+        self.stdout.write(f"  reviewer user:  reviewer / {password}   (finance@example.com; /inbox/)")
         self.stdout.write(f"  deployment id:  {deployment.pk}")
         self.stdout.write(f"  API key:        {key}")
         self.stdout.write(
