@@ -22,13 +22,18 @@ ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409:
 WEBHOOK_KEYS = ("taskWebhookUrl", "stepWebhookUrl", "crewWebhookUrl")
 
 
-class KickoffSerializer(serializers.Serializer):
+class WebhookUrlsSerializer(serializers.Serializer):
+    """The seed's kickoff/resume webhook URLs (its names, hence camelCase)."""
+
+    taskWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
+    stepWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
+    crewWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
+
+
+class KickoffSerializer(WebhookUrlsSerializer):
     inputs = serializers.DictField(required=False, default=dict)
     flow = serializers.CharField(required=False, allow_blank=True, default="")
     sync = serializers.BooleanField(required=False, default=False)
-    taskWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815 (the seed's names)
-    stepWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
-    crewWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
 
 
 class KickoffResponseSerializer(serializers.Serializer):
@@ -38,14 +43,11 @@ class KickoffResponseSerializer(serializers.Serializer):
     webhook_secret = serializers.CharField(required=False, help_text="Signs this run's webhooks (whsec_…).")
 
 
-class ResumeSerializer(serializers.Serializer):
+class ResumeSerializer(WebhookUrlsSerializer):
     execution_id = serializers.UUIDField()
     task_id = serializers.CharField()
     human_feedback = serializers.CharField(allow_blank=True, default="")
     is_approve = serializers.BooleanField()
-    taskWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
-    stepWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
-    crewWebhookUrl = serializers.URLField(required=False, allow_blank=True)  # noqa: N815
 
 
 class StepSerializer(serializers.Serializer):

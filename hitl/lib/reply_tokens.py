@@ -19,6 +19,8 @@ from enum import Enum
 
 from django.conf import settings
 
+from hitl.lib.signing import b36
+
 LOCAL_PREFIX = "reply+"
 _TOKEN = re.compile(r"^([a-z2-7]{26})-([0-9a-z]{1,8})-([a-z2-7]{20})$")
 _ADDRESS = re.compile(r"reply\+([a-z2-7]{26}-[0-9a-z]{1,8}-[a-z2-7]{20})@([a-z0-9.\-]+)", re.IGNORECASE)
@@ -39,16 +41,6 @@ class ParsedToken:
     mac: str
 
 
-def _b36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rem = divmod(number, 36)
-        out = digits[rem] + out
-        if number == 0:
-            return out
-
-
 def _encode_id(request_id: uuid.UUID) -> str:
     return base64.b32encode(request_id.bytes).decode().lower().rstrip("=")
 
@@ -61,7 +53,7 @@ def _mac(request_id: uuid.UUID, email: str, state: str, expires: str) -> str:
 
 def make_token(request_id: uuid.UUID, email: str, *, state: str = "pending", ttl: int | None = None) -> str:
     lifetime = settings.HITL_REPLY_TOKEN_TTL if ttl is None else ttl
-    expires = _b36(int(time.time()) + lifetime)
+    expires = b36(int(time.time()) + lifetime)
     return f"{_encode_id(request_id)}-{expires}-{_mac(request_id, email, state, expires)}"
 
 
@@ -81,7 +73,7 @@ def parse_token(token: str) -> ParsedToken | None:
         return None
     # Base32 of 16 bytes leaves 2 spare bits in the last character: accept only the canonical
     # spelling (and the canonical expiry), so no altered token is ever taken.
-    if _encode_id(request_id) != match[1] or _b36(int(match[2], 36)) != match[2]:
+    if _encode_id(request_id) != match[1] or b36(int(match[2], 36)) != match[2]:
         return None
     return ParsedToken(token.lower(), request_id, int(match[2], 36), match[3])
 
@@ -100,7 +92,7 @@ def find_token(addresses: list[str]) -> ParsedToken | None:
 
 def check(token: ParsedToken, *, sender: str, authorised: str, state: str = "pending") -> Verdict:
     """Verify `token` for `sender`; tell a wrong sender apart from a forgery using the authorised email."""
-    expires = _b36(token.expires)
+    expires = b36(token.expires)
     if hmac.compare_digest(_mac(token.request_id, sender, state, expires), token.mac):
         verdict = Verdict.VALID
     elif hmac.compare_digest(_mac(token.request_id, authorised, state, expires), token.mac):

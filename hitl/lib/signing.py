@@ -23,7 +23,7 @@ class TokenExpired(Exception):
     """The signature verifies but the token's lifetime is over."""
 
 
-def _b36(number: int) -> str:
+def b36(number: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
@@ -43,7 +43,7 @@ def _mac(purpose: str, parts: tuple[str, ...], expires: str) -> str:
 def sign(purpose: str, *parts: str, ttl: int, since: float | None = None) -> str:
     """A token valid for `ttl` seconds from `since` (default now). A fixed `since` makes the token
     stable: the same URL every time it is built (API responses, webhooks, emails agree)."""
-    expires = _b36(int(time.time() if since is None else since) + ttl)
+    expires = b36(int(time.time() if since is None else since) + ttl)
     return f"{expires}.{_mac(purpose, parts, expires)}"
 
 
