@@ -1,0 +1,8 @@
+from django.db import models
+
+
+class BaselineRow(models.Model):
+    """The one row the baseline view inserts per request."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField(default=dict)
