@@ -6,3 +6,8 @@ class BaselineRow(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField(default=dict)
+
+    objects: models.Manager["BaselineRow"] = models.Manager()
+
+    def __str__(self) -> str:
+        return f"baseline row {self.pk}"
