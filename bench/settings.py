@@ -1,6 +1,6 @@
 """Benchmark settings: production settings plus the baseline view (`/bench/baseline/`).
 
-    DJANGO_SETTINGS_MODULE=bench.settings DATABASE_URL=postgres://… REDIS_URL=redis://… gunicorn hitl.wsgi
+DJANGO_SETTINGS_MODULE=bench.settings DATABASE_URL=postgres://… REDIS_URL=redis://… gunicorn hitl.wsgi
 """
 
 from hitl.settings import *  # noqa: F403
