@@ -195,10 +195,17 @@ class HITLRequest(models.Model):
             models.Index(fields=["escalation_due_at"], name="hitl_pending_escalation", condition=Q(status="pending")),
             models.Index(fields=["deployment", "status", "-created_at"]),
             models.Index(fields=["assigned_to_email", "status"]),
+            # Analytics select what was resolved in a period.
+            models.Index(fields=["resolved_at"], name="hitl_resolved_at"),
         ]
 
     def __str__(self) -> str:
         return f"{self.method_name or 'request'} {self.id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Assignees are stored lower-case, so "assigned to me" is an indexed equality, not UPPER() = UPPER().
+        self.assigned_to_email = (self.assigned_to_email or "").strip().lower()
+        super().save(*args, **kwargs)
 
     @property
     def is_pending(self) -> bool:

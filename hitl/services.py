@@ -458,6 +458,7 @@ def _reassign(
     """The one reassignment write, for managers and for escalation: a compare-and-set on `pending`
     (plus `guard`), the audit event, and the REASSIGNED announcement. False if the set lost."""
     previous = request.assigned_to_email
+    new_email = new_email.strip().lower()
     won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **(guard or {})).update(
         assigned_to_email=new_email, assignment_step=step, updated_at=timezone.now(), **(updates or {})
     )

@@ -165,7 +165,7 @@ def requests_for(principal: Any, filters: Filters) -> QuerySet[HITLRequest]:
     if filters.method:
         queryset = queryset.filter(method_name=filters.method)
     if filters.reviewer:
-        queryset = queryset.filter(assigned_to_email__iexact=filters.reviewer)
+        queryset = queryset.filter(assigned_to_email=filters.reviewer.strip().lower())
     return queryset.order_by()
 
 

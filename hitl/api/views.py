@@ -77,7 +77,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 raise exceptions.ValidationError({"deployment": ["A deployment id."]})
             queryset = queryset.filter(deployment_id=int(value))
         if params.get("assigned_to"):
-            queryset = queryset.filter(assigned_to_email__iexact=params["assigned_to"].strip())
+            queryset = queryset.filter(assigned_to_email=params["assigned_to"].strip().lower())
         for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
             if params.get(param):
                 moment = parse_datetime(params[param])
