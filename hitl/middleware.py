@@ -40,9 +40,11 @@ class RejectNulMiddleware:
 
 class DatabaseUnavailableMiddleware:
     """A view that cannot reach the database (PostgreSQL restarting, a failover, the connection limit)
-    answers 503 with `Retry-After`, not a 500: the client may retry, and nothing was written — a write
-    runs in a transaction that rolled back with the lost connection. API paths get the API's error shape
-    (`code: database_unavailable`); pages a short plain-text 503.
+    answers 503 with `Retry-After`, not a 500, so clients know to retry. API paths get the API's error
+    shape (`code: database_unavailable`); pages a short plain-text 503. Almost always nothing was
+    written (the transaction died with the connection), but a connection lost during COMMIT leaves the
+    outcome unknown, so the answer does not promise it: a client retrying a create looks it up first
+    (e.g. by `flow_id`), see bench/pg_restart.py.
 
     Only exceptions raised by views arrive here (`process_exception`); one raised by another middleware
     (say, saving the session) still becomes the 500 handler's answer."""
@@ -63,7 +65,7 @@ class DatabaseUnavailableMiddleware:
         if request.path.startswith("/api/"):
             response = JsonResponse(
                 {
-                    "detail": "The database is unavailable; nothing was changed. Retry in a few seconds.",
+                    "detail": "The database is unavailable; retry in a few seconds.",
                     "code": "database_unavailable",
                 },
                 status=503,
