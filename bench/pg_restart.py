@@ -394,12 +394,13 @@ def main() -> int:
         if unclean_probes:
             report["passed"] = False
             report["problems"].append(f"probe failures that were not a clean 503: {dict(unclean_probes)}")
+        first_bad: float | None
         if failed_probes:
             first_bad = failed_probes[0].started
             last_bad = failed_probes[-1].ended
-            back = next((p.started for p in probes if p.ok and p.started >= last_bad), None)
+            back: float | None = next((p.started for p in probes if p.ok and p.started >= last_bad), None)
         else:
-            first_bad = last_bad = back = None
+            first_bad = back = None
         report.update(
             probes=len(probes),
             probe_failures=collections.Counter(p.outcome for p in failed_probes),
@@ -601,7 +602,9 @@ def render(r: dict[str, Any]) -> str:
         if first is not None
         else "no client-visible failure at all"
     )
-    if r["probe_first_bad"] is not None:
+    if r["probe_first_bad"] is not None and r["probe_back"] is None:
+        probe = f"failing from t={r['probe_first_bad']:.1f} s and **never answering again**"
+    elif r["probe_first_bad"] is not None:
         probe = (
             f"{r['probes']} probes (GET /api/v1/requests/?limit=1 every 0.1 s); "
             f"failing from t={r['probe_first_bad']:.1f} s, "

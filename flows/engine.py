@@ -625,6 +625,7 @@ def recover_stalled_runs(older_than_seconds: int | None = None) -> int:
     again from its start, so its body may run twice; its outcome is recorded once."""
     from django.conf import settings
 
+    from hitl.channels.base import Event
     from hitl.dispatch import enqueue
 
     if older_than_seconds is None:
@@ -638,8 +639,6 @@ def recover_stalled_runs(older_than_seconds: int | None = None) -> int:
             status=RunStatus.WAITING, updated_at__lt=cutoff, pending_request__resolved_at__lt=cutoff
         ).values_list("pending_request_id", "pending_request__status")
     )
-    from hitl.channels.base import Event
-
     for request_id, request_status in orphaned:
         event = Event.RESOLVED_BY_STATUS.get(request_status, Event.RESPONDED)
         enqueue("hitl.tasks.notify_channel", "flows.channel.FlowChannel", str(request_id), event)

@@ -130,9 +130,7 @@ class TestWorkerKilledMidStep:
         # Nothing stalled is left to recover.
         assert tick_schedule(RECOVER_NAME) == 0
 
-    def test_duplicate_attempts_running_at_once_commit_the_step_once(
-        self, qcluster: QCluster, tmp_path: Path
-    ) -> None:
+    def test_duplicate_attempts_running_at_once_commit_the_step_once(self, qcluster: QCluster, tmp_path: Path) -> None:
         # Two worker processes, and the recovery ticks twice while the re-run is still blocked (what a
         # threshold below the step's duration, or the ORM broker redelivering the killed task, does):
         # three attempts of one step in all, two of them concurrent.
