@@ -616,13 +616,30 @@ def notify_crew_webhook(run_id: str) -> None:
         )
 
 
-def recover_stalled_runs(older_than_seconds: int = 300) -> int:
-    """Re-enqueue running runs nobody touched for a while (a worker died between commit and enqueue).
-    Safe to run any time: `run_step` ignores a `seq` that already moved on."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stalled = list(FlowRun.objects.filter(status=RunStatus.RUNNING, updated_at__lt=cutoff).values_list("pk", "seq"))
+def recover_stalled_runs(older_than_seconds: int | None = None) -> int:
+    """Hand runs nobody touched for `HITL_FLOW_STALLED_AFTER` seconds to a worker again: a running run
+    whose worker died mid-step (the ORM broker redelivers only after its `retry`, Redis never does) or
+    between commit and enqueue, and a run still waiting on a request that resolved long ago (its resume
+    task was lost the same ways). Safe to run any time: `run_step` ignores a `seq` that already moved on
+    and `resume_after_request` is a compare-and-set too. At-least-once: a step whose worker died is run
+    again from its start, so its body may run twice; its outcome is recorded once."""
+    from django.conf import settings
+
+    from hitl.channels.base import Event
     from hitl.dispatch import enqueue
 
+    if older_than_seconds is None:
+        older_than_seconds = settings.HITL_FLOW_STALLED_AFTER
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stalled = list(FlowRun.objects.filter(status=RunStatus.RUNNING, updated_at__lt=cutoff).values_list("pk", "seq"))
     for run_id, seq in stalled:
         enqueue("flows.tasks.run_step", str(run_id), seq)
-    return len(stalled)
+    orphaned = list(
+        FlowRun.objects.filter(
+            status=RunStatus.WAITING, updated_at__lt=cutoff, pending_request__resolved_at__lt=cutoff
+        ).values_list("pending_request_id", "pending_request__status")
+    )
+    for request_id, request_status in orphaned:
+        event = Event.RESOLVED_BY_STATUS.get(request_status, Event.RESPONDED)
+        enqueue("hitl.tasks.notify_channel", "flows.channel.FlowChannel", str(request_id), event)
+    return len(stalled) + len(orphaned)

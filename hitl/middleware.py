@@ -1,12 +1,17 @@
-"""Refuse NUL characters in API input with a clear 400: PostgreSQL cannot store them in text or
-JSON, and no legitimate review request, answer or filter contains one."""
+"""Project middleware: refuse NUL characters in API input with a clear 400 (PostgreSQL cannot store
+them in text or JSON, and no legitimate review request, answer or filter contains one); answer 503, not
+500, while the database is unreachable."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
 
 _NUL_IN_BODY = re.compile(rb"\x00|\\u0000", re.IGNORECASE)
 _NUL_IN_FORM = re.compile(rb"\x00|%00", re.IGNORECASE)
@@ -31,3 +36,45 @@ class RejectNulMiddleware:
             form = request.content_type == "application/x-www-form-urlencoded"
             return bool((_NUL_IN_FORM if form else _NUL_IN_BODY).search(request.body))
         return False
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that cannot reach the database (PostgreSQL restarting, a failover, the connection limit)
+    answers 503 with `Retry-After`, not a 500, so clients know to retry. API paths get the API's error
+    shape (`code: database_unavailable`); pages a short plain-text 503. Almost always nothing was
+    written (the transaction died with the connection), but a connection lost during COMMIT leaves the
+    outcome unknown, so the answer does not promise it: a client retrying a create looks it up first
+    (e.g. by `flow_id`), see bench/pg_restart.py.
+
+    Only exceptions raised by views arrive here (`process_exception`); one raised by another middleware
+    (say, saving the session) still becomes the 500 handler's answer."""
+
+    RETRY_AFTER = 5  # seconds: a PostgreSQL restart takes a few
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
+        response: HttpResponse
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                {
+                    "detail": "The database is unavailable; retry in a few seconds.",
+                    "code": "database_unavailable",
+                },
+                status=503,
+            )
+        else:
+            response = HttpResponse(
+                "The service is briefly unavailable (database). Please retry in a few seconds.\n",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = str(self.RETRY_AFTER)
+        return response

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hitl.middleware.RejectNulMiddleware",
+    "hitl.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -205,6 +206,10 @@ HITL_CALLBACK_TTL = env_int("HITL_CALLBACK_TTL", 30 * 24 * 3600)
 HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 30)
 HITL_WEBHOOK_MAX_RETRIES = env_int("HITL_WEBHOOK_MAX_RETRIES", 5)
 HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
+# A flow run untouched this long is handed to a worker again by `flows-recover-stalled-runs` (its worker
+# died mid-step, or its next step or resume was never enqueued). Keep it above the task timeout (90 s):
+# a step still running when it is re-enqueued would have its body run twice.
+HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
 HITL_MAX_WAIT_SECONDS = 60
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")

@@ -84,3 +84,44 @@ class FailingFlow(Flow):
     @start()
     def boom(self):
         raise RuntimeError("the model timed out")
+
+
+@register("test_killed_mid_step")
+class KilledMidStepFlow(Flow):
+    """For the fault-injection tests (tests/flows/test_flow_faults.py): `work` appends a line to the
+    ledger file `<dir>/ledger` (a side effect outside the run, like a call to another system), says it
+    started by creating `<dir>/started-<n>`, then blocks until `<dir>/release` exists — long enough for the
+    test to SIGKILL its worker. Then a human step, then `finish`."""
+
+    @start()
+    def prepare(self):
+        self.state["prepared"] = self.state.get("prepared", 0) + 1
+        return self.state["dir"]
+
+    @listen("prepare")
+    def work(self, directory):
+        import time
+        from pathlib import Path
+
+        folder = Path(directory)
+        with open(folder / "ledger", "a") as ledger:
+            ledger.write(f"{self.run_id}\n")
+        attempt = len((folder / "ledger").read_text().splitlines())
+        (folder / f"started-{attempt}").touch()
+        deadline = time.monotonic() + 60
+        while not (folder / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # What the flow's own state says happened: committed once, whatever the body did outside.
+        self.state["work_runs"] = self.state.get("work_runs", 0) + 1
+        self.state["ledger_lines_seen"] = attempt
+        return f"worked (attempt {attempt})"
+
+    @human_feedback(message="Ship the work?", emit=["approved", "rejected"], assign_to="lead@example.com")
+    @listen("work")
+    def review(self, summary):
+        return summary
+
+    @listen("approved")
+    def finish(self, result: HumanFeedbackResult):
+        self.state["finished"] = self.state.get("finished", 0) + 1
+        return result.feedback
