@@ -38,7 +38,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Expression, F, FloatField, Func, Min, Q, QuerySet, Value
+from django.db.models import Aggregate, Avg, Count, Expression, F, FloatField, Func, Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncWeek
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
@@ -50,6 +50,7 @@ DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
 RESOLVED_STATUSES = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT, Status.CANCELLED)
 CHANNELS = (Source.EMAIL, Source.DASHBOARD, Source.API, Source.TELEGRAM, Source.AUTO)
+TIME_KEYS = ("answered", "response_time_mean", "response_time_median", "response_time_p90")
 DIMENSIONS = {
     "deployment": "deployment_id",
     "flow": "flow_name",
@@ -100,6 +101,18 @@ class WholeSecondsBetween(Func):
         raise NotImplementedError(f"analytics are written for SQLite and PostgreSQL, not {connection.vendor}")
 
 
+class PercentileCont(Aggregate):
+    """PostgreSQL's `percentile_cont(p) WITHIN GROUP (ORDER BY expr)`: the same linear interpolation
+    that `_RESPONSE_TIMES_SQL` computes by hand for SQLite, as an aggregate that shares its query."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
 def _interpolated(fraction: str) -> str:
     # Linear interpolation between the ranks around 1 + p·(n − 1): each value weighs 1 − its distance
     # from that position (only the one or two nearest ranks weigh more than 0).
@@ -143,6 +156,9 @@ class Analytics:
         self.in_created = Q(created_at__gte=filters.since, created_at__lt=filters.until)
         self.in_resolved = Q(resolved_at__gte=filters.since, resolved_at__lt=filters.until)
         self.pending = Q(status=Status.PENDING)
+        # On PostgreSQL the response times are aggregates in the same query as the counts (one pass over
+        # the rows instead of two); SQLite has no percentile aggregate, so it runs `response_times()`.
+        self.single_pass = connections[self.requests.db].vendor == "postgresql"
 
     # --- building blocks ---------------------------------------------------------------------------
 
@@ -167,6 +183,28 @@ class Analytics:
             "overdue": Count("pk", filter=self.pending & (Q(overdue=True) | Q(sla_due_at__lt=self.now))),
             "oldest_pending_at": Min("created_at", filter=self.pending),
         }
+
+    def _time_aggregates(self) -> dict[str, Any]:
+        """The response-time figures as aggregates (PostgreSQL), keyed as `response_times()` returns them."""
+        if not self.single_pass:
+            return {}
+        answered = self.in_resolved & Q(status=Status.RESPONDED)
+        secs = WholeSecondsBetween("created_at", "resolved_at")
+        return {
+            "answered": Count("pk", filter=answered),
+            "response_time_mean": Avg(secs, filter=answered),
+            "response_time_median": PercentileCont(secs, 0.5, filter=answered),
+            "response_time_p90": PercentileCont(secs, 0.9, filter=answered),
+        }
+
+    @staticmethod
+    def _split_times(counts: dict[str, Any]) -> dict[str, Any]:
+        """Take the response-time figures out of a row of single-pass aggregates (rounded as SQLite's)."""
+        times = {key: counts.pop(key) for key in TIME_KEYS}
+        times["answered"] = int(times["answered"] or 0)
+        for key in TIME_KEYS[1:]:
+            times[key] = _seconds(times[key])
+        return times
 
     def _active(self) -> QuerySet[HITLRequest]:
         """Requests that count anywhere: created or resolved in the period, or pending now."""
@@ -212,9 +250,10 @@ class Analytics:
     # --- figures -------------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        counts = self._active().aggregate(**self._all_counts())
+        counts = self._active().aggregate(**self._all_counts(), **self._time_aggregates())
         oldest = counts["oldest_pending_at"]
-        row = self._row(counts, self.response_times().get(0))
+        times = self._split_times(counts) if self.single_pass else self.response_times().get(0)
+        row = self._row(counts, times)
         row["oldest_pending_age_seconds"] = int((self.now - oldest).total_seconds()) if oldest else None
         return row
 
@@ -222,14 +261,20 @@ class Analytics:
         """One row per deployment / flow / method / reviewer, busiest first."""
         field = DIMENSIONS[dimension]
         labels: dict[str, Any] = {"label": F("deployment__name")} if dimension == "deployment" else {}
-        grouped = self._active().annotate(k=F(field)).values("k", **labels).annotate(**self._all_counts())
-        times = self.response_times(F(field))
+        grouped = (
+            self._active()
+            .annotate(k=F(field))
+            .values("k", **labels)
+            .annotate(**self._all_counts(), **self._time_aggregates())
+        )
+        times = {} if self.single_pass else self.response_times(F(field))
         rows = []
         for values in grouped:
             counts: dict[str, Any] = dict(values)
             key = counts.pop("k")
             label = counts.pop("label", None) or key
-            rows.append({"key": key, "label": label, **self._row(counts, times.get(key))})
+            row_times = self._split_times(counts) if self.single_pass else times.get(key)
+            rows.append({"key": key, "label": label, **self._row(counts, row_times)})
         rows.sort(key=lambda r: (-(r["created"] + r["resolved"] + r["pending"]), str(r["label"])))
         return rows
 
@@ -255,15 +300,20 @@ class Analytics:
             .values_list("k", "n")
         }
         resolved: dict[date, dict[str, Any]] = {}
+        times: dict[date, dict[str, Any]] = {}
         for values in (
             self.requests.filter(self.in_resolved)
             .annotate(k=self._bucket("resolved_at"))
             .values("k")
-            .annotate(**self._resolved_counts())
+            .annotate(**self._resolved_counts(), **self._time_aggregates())
         ):
             counts: dict[str, Any] = dict(values)
-            resolved[_day(counts.pop("k"))] = counts
-        times = {_day(k): v for k, v in self.response_times(self._bucket("resolved_at")).items()}
+            day = _day(counts.pop("k"))
+            if self.single_pass:
+                times[day] = self._split_times(counts)
+            resolved[day] = counts
+        if not self.single_pass:
+            times = {_day(k): v for k, v in self.response_times(self._bucket("resolved_at")).items()}
         empty = {"resolved": 0, **{str(s): 0 for s in RESOLVED_STATUSES}, "sla_total": 0, "sla_met": 0}
         return [
             {
@@ -273,27 +323,34 @@ class Analytics:
             for day in self.buckets()
         ]
 
+    def _answers(self) -> list[tuple[str, str, str, int]]:
+        """(outcome, source, status, count) of the answers resolved in the period: one query that both
+        `decisions()` and `channels()` read."""
+        if not hasattr(self, "_answers_cache"):
+            self._answers_cache = [
+                (row["outcome"], row["source"], row["status"], row["n"])
+                for row in self.requests.filter(self.in_resolved, status__in=ANSWERED)
+                .values("status", outcome=Coalesce(F("resolution__outcome"), Value("")), source=F("resolution__source"))
+                .annotate(n=Count("pk"))
+            ]
+        return self._answers_cache
+
     def decisions(self) -> list[dict[str, Any]]:
-        rows = list(
-            self.requests.filter(self.in_resolved, status__in=ANSWERED)
-            .values(outcome=Coalesce(F("resolution__outcome"), Value("")))
-            .annotate(
-                human=Count("pk", filter=Q(status=Status.RESPONDED)),
-                auto=Count("pk", filter=Q(status=Status.AUTO_RESPONDED)),
-            )
-        )
-        total = sum(r["human"] + r["auto"] for r in rows)
-        out = [{**r, "total": r["human"] + r["auto"], "share": _share(r["human"] + r["auto"], total)} for r in rows]
-        out.sort(key=lambda r: (-r["total"], r["outcome"]))
-        return out
+        by_outcome: dict[str, dict[str, int]] = {}
+        for outcome, _, status, n in self._answers():
+            row = by_outcome.setdefault(outcome, {"human": 0, "auto": 0})
+            row["human" if status == Status.RESPONDED else "auto"] += n
+        total = sum(r["human"] + r["auto"] for r in by_outcome.values())
+        ranked = sorted(by_outcome.items(), key=lambda item: (-(item[1]["human"] + item[1]["auto"]), item[0]))
+        return [
+            {"outcome": outcome, **r, "total": r["human"] + r["auto"], "share": _share(r["human"] + r["auto"], total)}
+            for outcome, r in ranked
+        ]
 
     def channels(self) -> list[dict[str, Any]]:
-        counts = dict(
-            self.requests.filter(self.in_resolved, status__in=ANSWERED)
-            .values("resolution__source")
-            .annotate(n=Count("pk"))
-            .values_list("resolution__source", "n")
-        )
+        counts: dict[str, int] = {}
+        for _, source, _, n in self._answers():
+            counts[source] = counts.get(source, 0) + n
         total = sum(counts.values())
         sources: Iterable[str] = [*CHANNELS, *sorted(set(counts) - set(CHANNELS))]
         return [{"source": s, "count": counts.get(s, 0), "share": _share(counts.get(s, 0), total)} for s in sources]

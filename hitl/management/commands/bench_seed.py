@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -51,7 +52,7 @@ FATES = (
     (Status.AUTO_RESPONDED, 0.09),
     (Status.TIMED_OUT, 0.05),
     (Status.CANCELLED, 0.04),
-    (Status.PENDING, 0.02),
+    (Status.PENDING, 0.02),  # of the last two weeks; half of the last three days
 )
 SOURCES = (Source.EMAIL, Source.DASHBOARD, Source.API, Source.TELEGRAM)
 
@@ -87,10 +88,13 @@ class Command(BaseCommand):
         reviewers = [f"reviewer{i}@bench.example" for i in range(options["reviewers"])]
         now = timezone.now()
         total = options["requests"]
+        # Oldest first, as a live system appends them: rows of the same week share table pages.
+        span = options["days"] * 86400
+        ages = sorted((rng.random() ** 0.85 * span for _ in range(total)), reverse=True)  # busier recently
         done = 0
         while done < total:
             size = min(options["batch"], total - done)
-            requests, resolutions = self._batch(rng, size, deployments, reviewers, now, options["days"])
+            requests, resolutions = self._batch(rng, ages[done : done + size], deployments, reviewers, now)
             with transaction.atomic():
                 self._insert(HITLRequest, requests)
                 self._insert(Resolution, resolutions)
@@ -146,23 +150,24 @@ class Command(BaseCommand):
     def _batch(
         self,
         rng: random.Random,
-        size: int,
+        ages: list[float],
         deployments: list[Deployment],
         reviewers: list[str],
         now: datetime,
-        days: int,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         requests: list[dict[str, Any]] = []
         resolutions: list[dict[str, Any]] = []
         statuses = [s for s, _ in FATES]
         weights = [w for _, w in FATES]
-        span = days * 86400
-        for _ in range(size):
+        # Zipf-like: the busiest reviewer (reviewer0, the bench-reviewer user) gets about a sixth.
+        reviewer_weights = list(accumulate(1 / (i + 1) for i in range(len(reviewers))))
+        for age in ages:
             flow, method, mode, outcomes = FLOWS[rng.randrange(len(FLOWS))]
             status = rng.choices(statuses, weights)[0]
-            age = rng.random() ** 0.7 * span  # busier recently
-            if status == Status.PENDING:
-                age = rng.random() * min(span, 14 * 86400)
+            if status == Status.PENDING and age > 14 * 86400 and rng.random() < 0.95:
+                status = Status.RESPONDED  # older ones have mostly been answered; a few were forgotten
+            elif age < 14 * 86400 and rng.random() < (0.6 if age < 3 * 86400 else 0.3):
+                status = Status.PENDING
             created = now - timedelta(seconds=age)
             answer_after = timedelta(seconds=min(rng.lognormvariate(7.2, 1.1), 4 * 3600))
             sla_due = created + timedelta(hours=1)
@@ -179,7 +184,7 @@ class Command(BaseCommand):
                 "emit_options": list(outcomes) if mode == Mode.EMIT else [],
                 "default_outcome": "approved" if outcomes else "",
                 "timeout_seconds": 4 * 3600,
-                "assigned_to_email": reviewers[min(int(rng.paretovariate(1.2)) - 1, len(reviewers) - 1)],
+                "assigned_to_email": rng.choices(reviewers, cum_weights=reviewer_weights)[0],
                 "assignment_step": AssignmentStep.RULE_EMAIL,
                 "status": status,
                 "created_at": created,
