@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record_event
+from audit.services import record_events
 from hitl import services, webhooks
 from hitl.channels.base import Event
 from hitl.dispatch import announce, enqueue
@@ -151,14 +151,19 @@ def _expire_chunk(ids: list[Any], now: datetime) -> int:
         )
         for request, how in plans
     )
+    record_events(
+        [
+            {
+                "event_type": how.event,
+                "actor": "system",
+                "source": Source.AUTO,
+                "target": request,
+                "data": {"status": how.status, "outcome": how.outcome, "responder": "system"},
+            }
+            for request, how in plans
+        ]
+    )
     for request, how in plans:
-        record_event(
-            how.event,
-            actor="system",
-            source=Source.AUTO,
-            target=request,
-            data={"status": how.status, "outcome": how.outcome, "responder": "system"},
-        )
         announce(request, Event.RESOLVED_BY_STATUS[how.status])
     for request, how in plans:
         request.status, request.resolved_at = how.status, now
