@@ -39,7 +39,7 @@ from bench._stack import ANYMAIL_SECRET, Stack, percentile, table, wait_until, w
 
 PORT = 8303
 ASSIGNEE = "lead@example.com"
-REPLY_TO = re.compile(r"^Reply-To: .*?(reply\+[a-z2-7]{26}-[0-9a-z]{1,8}-[a-z2-7]{20}@[a-z0-9.\-]+)", re.I | re.M)
+REPLY_TO = re.compile(r"^Reply-To:\s+(?:.*?)(reply\+[a-z2-7]{26}-[0-9a-z]{1,8}-[a-z2-7]{20}@[a-z0-9.\-]+)", re.I | re.M | re.S)
 
 
 def token_request_id(address: str) -> uuid.UUID:
