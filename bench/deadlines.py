@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,9 @@ def check(expected: dict[str, str]) -> dict[str, Any]:
     counts = dict(per_request)
     statuses = dict(HITLRequest.objects.filter(pk__in=ids).values_list("pk", "status"))
     wrong = sum(1 for pk, status in statuses.items() if status != expected[str(pk)])
-    resolution_statuses = dict(Resolution.objects.filter(request_id__in=ids).values_list("request_id", "status"))
+    resolution_statuses = dict(
+        Resolution.objects.filter(request_id__in=[uuid.UUID(pk) for pk in ids]).values_list("request_id", "status")
+    )
     checked, broken = verify_chain()
     return {
         "resolutions": len(resolution_statuses),
@@ -280,8 +283,10 @@ Redis broker, PostgreSQL. The `hitl-sweep` schedule is made due and django-q2's 
                     f"{r['wall_seconds']:.1f} s" + ("" if r["done"] else f" (gave up: {r['counted']:,} counted)"),
                 ],
                 ["resolutions / requests", f"{r['resolutions']:,} / {r['requests']:,}"],
-                ["requests with a timeout event / duplicates / missing", f"{r['requests_with_event']:,} / "
-                 f"{r['duplicate_events']} / {r['missing_events']}"],
+                [
+                    "requests with a timeout event / duplicates / missing",
+                    f"{r['requests_with_event']:,} / {r['duplicate_events']} / {r['missing_events']}",
+                ],
                 ["wrong final status / still pending", f"{r['wrong_status']} / {r['still_pending']}"],
                 ["refused answers", r["refused"]],
                 ["resolution ≠ request status", r["resolution_mismatch"]],

@@ -59,7 +59,7 @@ def serve(secret: str, port: int, ready: Any) -> None:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     lock = threading.Lock()
     seen: Counter[str] = Counter()
-    stats = {"received": 0, "bad_signature": 0, "first": 0.0, "last": 0.0, "events": Counter()}
+    stats: dict[str, Any] = {"received": 0, "bad_signature": 0, "first": 0.0, "last": 0.0, "events": Counter()}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive when the client wants it
@@ -163,6 +163,7 @@ def db_checks(expected: int) -> dict[str, Any]:
     latencies = [
         (d - c).total_seconds()
         for c, d in WebhookDelivery.objects.filter(delivered_at__isnull=False).values_list("created_at", "delivered_at")
+        if d is not None
     ]
     return {
         "deliveries": sum(statuses.values()),
@@ -204,10 +205,8 @@ def run_mode(args: argparse.Namespace, mode: str, deployment: Any, port: int) ->
     stack.stop("qcluster")
     after = receiver_stats(port)
     checks = db_checks(args.deliveries)
-    if mode == "live":
-        span = (checks["last_delivered"] - checks["first_created"]).total_seconds()
-    else:
-        span = wall  # from the cluster's start (startup included) to the last delivery counted
+    # backlog: from the cluster's start (startup included) to the last delivery counted
+    span = (checks["last_delivered"] - checks["first_created"]).total_seconds() if mode == "live" else wall
     received = {
         "received": after["received"] - before["received"],
         "unique": after["unique"] - before["unique"],

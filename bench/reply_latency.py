@@ -39,7 +39,9 @@ from bench._stack import ANYMAIL_SECRET, Stack, percentile, table, wait_until, w
 
 PORT = 8303
 ASSIGNEE = "lead@example.com"
-REPLY_TO = re.compile(r"^Reply-To:\s+(?:.*?)(reply\+[a-z2-7]{26}-[0-9a-z]{1,8}-[a-z2-7]{20}@[a-z0-9.\-]+)", re.I | re.M | re.S)
+REPLY_TO = re.compile(
+    r"^Reply-To:\s+(?:.*?)(reply\+[a-z2-7]{26}-[0-9a-z]{1,8}-[a-z2-7]{20}@[a-z0-9.\-]+)", re.I | re.M | re.S
+)
 
 
 def token_request_id(address: str) -> uuid.UUID:
@@ -84,7 +86,7 @@ def postmark_payload(sender: str, to: str, body: str) -> dict[str, Any]:
 def post_reply(base_url: str, to: str) -> tuple[int, float]:
     body = "Approved!\n\nLooks good to me.\n\nOn Wed, Jan 14, 2026 HITL <hitl@localhost> wrote:\n> Please review\n"
     data = json.dumps(postmark_payload(ASSIGNEE, to, body)).encode()
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (http to our own server)
         f"{base_url}/anymail/postmark/inbound/",
         data=data,
         headers={
@@ -94,7 +96,7 @@ def post_reply(base_url: str, to: str) -> tuple[int, float]:
         method="POST",
     )
     started = time.monotonic()
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         response.read()
         return response.status, time.monotonic() - started
 
@@ -113,6 +115,7 @@ def one_round(stack: Stack, deployment: Any, seen: set[Path]) -> dict[str, float
 
     assert wait_until(waiting, timeout=30, interval=0.02), f"run {run.pk} never paused: {run.status}"
     request_id = run.pending_request_id
+    assert request_id is not None
     address = None
 
     def mailed() -> bool:
@@ -166,9 +169,7 @@ def markdown(summary: dict[str, dict[str, float]], runs: int, label: str) -> str
         "answered_to_resumed": "answer committed → run resumed (a worker task)",
         "resumed_to_step_done": "run resumed → next step finished (another task)",
     }
-    rows = [
-        [names[k], *(f"{summary[k][q] * 1000:.0f}" for q in ("min", "median", "p95", "max"))] for k in names
-    ]
+    rows = [[names[k], *(f"{summary[k][q] * 1000:.0f}" for q in ("min", "median", "p95", "max"))] for k in names]
     return f"""**Variant.** {label}
 
 **Method.** See the module docstring of `bench/reply_latency.py`: {runs} rounds, one after another; each kicks

@@ -18,9 +18,9 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from hitl import services, sweeper
 from hitl.errors import NotPending
+from hitl.lib.deadlines import timeout_resolution
 from hitl.models import HITLRequest, Resolution, RoutingRule
 from hitl.schedules import SWEEP_FUNC, SWEEP_NAME, ensure_schedules
-from hitl.lib.deadlines import timeout_resolution
 from hitl.sweeper import sweep
 from tests.base import World
 
