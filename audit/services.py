@@ -64,6 +64,38 @@ def record_event(
     return event
 
 
+def record_events(events: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append several events in this order, each as `record_event(**spec)` would: one lock, one read
+    of the chain's end and one insert for all (the sweeper resolving a batch of timeouts)."""
+    if not events:
+        return []
+    rows: list[AuditEvent] = []
+    with transaction.atomic():
+        _lock_chain()
+        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+        for spec in events:
+            target = spec.get("target")
+            deployment_id = spec.get("deployment_id")
+            if target is not None and deployment_id is None:
+                deployment_id = getattr(target, "deployment_id", None)
+            event = AuditEvent(
+                created_at=timezone.now(),
+                event_type=str(spec["event_type"]),
+                actor=str(spec.get("actor", "system"))[:254],
+                source=spec.get("source", ""),
+                target_type=spec.get("target_type") or (target._meta.model_name if target is not None else ""),
+                target_id=str(spec.get("target_id") or (target.pk if target is not None else "")),
+                deployment_id=deployment_id,
+                data=spec.get("data") or {},
+                prev_hash=prev,
+            )
+            event.hash = event.compute_hash()
+            prev = event.hash
+            rows.append(event)
+        AuditEvent.objects.bulk_create(rows)
+    return rows
+
+
 @dataclass
 class ChainBreak:
     event_id: int

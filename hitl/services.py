@@ -21,11 +21,11 @@ from hitl.channels.base import Event
 from hitl.dispatch import announce
 from hitl.errors import InvalidAnswer, InvalidInput, NotAllowed, NotPending
 from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
-from hitl.lib.deadlines import follow_up, next_in_chain
+from hitl.lib.deadlines import follow_up, next_in_chain, timeout_resolution
 from hitl.lib.request_input import validate_request_input
 from hitl.lib.results import build_result
 from hitl.lib.routing import choose_assignee, clean_email
-from hitl.models import AssignmentStep, HITLRequest, Mode, OnTimeout, Resolution, RoutingRule, Source, Status
+from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, RoutingRule, Source, Status
 
 MAX_FEEDBACK = 50_000
 _RESOLVED_VERBS: dict[str, str] = {
@@ -492,21 +492,16 @@ def expire_request(request_id: Any, *, now: datetime | None = None) -> Resolutio
     request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     if not request.is_pending or request.due_at is None or request.due_at > now:
         return None
-    if request.on_timeout == OnTimeout.DEFAULT and request.default_outcome:
-        status, event, outcome = Status.AUTO_RESPONDED, EventType.AUTO_RESPONDED, request.default_outcome
-        metadata: dict[str, Any] = {}
-    else:
-        status, event, outcome = Status.TIMED_OUT, EventType.TIMED_OUT, None
-        metadata = {"timed_out": True, "on_timeout": request.on_timeout}
+    how = timeout_resolution(request)
     return _resolve(
         request,
-        status=status,
+        status=how.status,
         source=Source.AUTO,
         responder="system",
         actor="system",
-        fields={"outcome": outcome, "feedback": "", "text": "", "choices": []},
-        event=event,
-        extra_metadata=metadata,
+        fields={"outcome": how.outcome, "feedback": "", "text": "", "choices": []},
+        event=how.event,
+        extra_metadata=how.metadata,
         now=now,
     )
 

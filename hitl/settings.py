@@ -175,7 +175,9 @@ Q_CLUSTER: dict[str, object] = {
     "max_attempts": 5,
     "catch_up": False,
     "sync": env_bool("HITL_TASKS_SYNC", False),
-    "save_limit": 1000,
+    # django-q2 prunes saved successes by loading every saved one (SELECT … FOR UPDATE) on each task:
+    # at 1000 that capped the cluster near 20 tasks/s (bench/fanout.py); 100 is as useful to ops.
+    "save_limit": 100,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

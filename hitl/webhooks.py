@@ -194,7 +194,9 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
     )
     if not claimed:
         return None
-    delivery = WebhookDelivery.objects.select_related("webhook", "request").get(pk=delivery_id)
+    # Not the request: the attempt needs only its id (the body is stored), and loading its JSON
+    # fields cost more than the HTTP exchange with a fast receiver (bench/fanout.py).
+    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
     webhook = delivery.webhook
     previous = due["attempt_count"]
     # The attempt before this one never recorded an outcome: its worker died (its lease ran out). It
@@ -235,6 +237,15 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
         error="" if response.ok else f"HTTP {response.status}",
         retryable=retryable,
     )
+
+
+def _audit_target(delivery: WebhookDelivery) -> dict[str, Any]:
+    """The announced request as an audit target, without loading it."""
+    return {
+        "target_type": HITLRequest._meta.model_name,
+        "target_id": str(delivery.request_id),
+        "deployment_id": delivery.webhook.deployment_id,
+    }
 
 
 @transaction.atomic
@@ -284,7 +295,7 @@ def _record_attempt(
             last_error="",
         ):
             record_event(
-                EventType.WEBHOOK_DELIVERED, actor="system", source="webhook", target=delivery.request, data=audit
+                EventType.WEBHOOK_DELIVERED, actor="system", source="webhook", data=audit, **_audit_target(delivery)
             )
     elif will_retry:
         used = max(delivery.webhook.max_retries - delivery.retries_left, 0)
@@ -301,7 +312,7 @@ def _record_attempt(
             EventType.WEBHOOK_FAILED,
             actor="system",
             source="webhook",
-            target=delivery.request,
+            **_audit_target(delivery),
             data={**audit, "error": error[:500]},
         )
     return attempt
@@ -333,7 +344,7 @@ def _record_abandoned(delivery: WebhookDelivery, number: int, *, started_at: Any
             EventType.WEBHOOK_FAILED,
             actor="system",
             source="webhook",
-            target=delivery.request,
+            **_audit_target(delivery),
             data={
                 "webhook_id": delivery.webhook_id,
                 "delivery_id": delivery.pk,

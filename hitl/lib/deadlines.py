@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hitl.lib.routing import clean_email
 
 if TYPE_CHECKING:
     from accounts.models import Deployment
-    from hitl.models import RoutingRule
+    from hitl.models import HITLRequest, RoutingRule
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,26 @@ def next_in_chain(chain: tuple[str, ...], level: int, current: str) -> tuple[str
         if candidate != current.lower():
             return candidate, level
     return None, level
+
+
+@dataclass(frozen=True)
+class TimeoutResolution:
+    """How a request whose deadline passed resolves (SPEC §5): `default` with a default outcome →
+    auto_responded with that outcome; otherwise (`fail`, `continue`, or no default outcome) → timed_out,
+    and the flow decides from the result's metadata."""
+
+    status: str
+    event: str
+    outcome: str | None
+    metadata: dict[str, Any]
+
+
+def timeout_resolution(request: HITLRequest) -> TimeoutResolution:
+    from audit.models import EventType
+    from hitl.models import OnTimeout, Status
+
+    if request.on_timeout == OnTimeout.DEFAULT and request.default_outcome:
+        return TimeoutResolution(Status.AUTO_RESPONDED, EventType.AUTO_RESPONDED, request.default_outcome, {})
+    return TimeoutResolution(
+        Status.TIMED_OUT, EventType.TIMED_OUT, None, {"timed_out": True, "on_timeout": request.on_timeout}
+    )

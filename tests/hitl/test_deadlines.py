@@ -16,8 +16,9 @@ from django_q.models import Schedule
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from hitl import services
+from hitl import services, sweeper
 from hitl.errors import NotPending
+from hitl.lib.deadlines import timeout_resolution
 from hitl.models import HITLRequest, Resolution, RoutingRule
 from hitl.schedules import SWEEP_FUNC, SWEEP_NAME, ensure_schedules
 from hitl.sweeper import sweep
@@ -280,16 +281,53 @@ class TestSchedule:
     def test_one_failing_item_does_not_stop_the_sweep(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         first = world.create(timeout=1, default_outcome="approved")["id"]
         second = world.create(timeout=1, default_outcome="approved")["id"]
-        real = services.expire_request
+        real = timeout_resolution
 
-        def flaky(pk: Any, **kwargs: Any) -> Any:
-            if str(pk) == first:
+        def flaky(request: HITLRequest) -> Any:
+            if str(request.pk) == first:
                 raise RuntimeError("boom")
-            return real(pk, **kwargs)
+            return real(request)
 
-        monkeypatch.setattr(services, "expire_request", flaky)
+        # The chunk of both fails together, then each is tried alone through the service.
+        monkeypatch.setattr(sweeper, "timeout_resolution", flaky)
+        monkeypatch.setattr(services, "timeout_resolution", flaky)
         assert sweep(now=later(second, 5)).expired == 1
         assert HITLRequest.objects.get(pk=second).status == "auto_responded"
+        assert HITLRequest.objects.get(pk=first).status == "pending"
+        assert not Resolution.objects.filter(pk=first).exists()
+
+    def test_it_resolves_more_than_a_batch_in_one_pass_like_the_service(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sweeper, "BATCH", 4)
+        monkeypatch.setattr(sweeper, "EXPIRE_CHUNK", 3)
+        kinds = [
+            {"default_outcome": "approved"},
+            {"default_outcome": "approved", "on_timeout": "fail"},
+            {"mode": "approval", "emit_options": None, "default_outcome": "rejected"},
+            {"mode": "text", "emit_options": None},
+        ]
+        ids = [world.create(timeout=1, metadata={"n": i}, **kinds[i % 4])["id"] for i in range(10)]
+        # The reference: the one-request service on an identical request.
+        reference = world.create(timeout=1, metadata={"n": 0}, **kinds[0])["id"]
+        services.expire_request(reference, now=later(reference, 5))
+        assert sweep(now=later(ids[-1], 5)).expired == 10
+        for i, rid in enumerate(ids):
+            resolution = Resolution.objects.get(pk=rid)
+            request = HITLRequest.objects.get(pk=rid)
+            assert request.status == resolution.status == ("auto_responded" if i % 4 in (0, 2) else "timed_out")
+            assert request.resolved_at == resolution.created_at
+            assert len(events(rid, f"request.{resolution.status}")) == 1
+        mine, theirs = Resolution.objects.get(pk=ids[0]), Resolution.objects.get(pk=reference)
+        assert {**mine.result, "id": None, "responded_at": None} == {**theirs.result, "id": None, "responded_at": None}
+        assert (mine.status, mine.outcome, mine.source, mine.responder) == (
+            theirs.status,
+            theirs.outcome,
+            theirs.source,
+            theirs.responder,
+        )
+        assert verify_chain()[1] is None
+        assert sweep(now=later(ids[-1], 3600)).expired == 0
 
 
 postgres_only = pytest.mark.skipif(
