@@ -3,25 +3,52 @@
 from __future__ import annotations
 
 import logging
+import time
+
+from django.db import InterfaceError, OperationalError, connection
 
 from hitl import sweeper, webhooks
 from hitl.channels.base import ChannelError
-from hitl.dispatch import channel
+from hitl.dispatch import channel, enqueue
 from hitl.models import HITLRequest
 
 logger = logging.getLogger(__name__)
 
+# A notification whose task meets an unreachable database (a restart, a failover) is queued again
+# after these pauses (about a minute in all), rather than lost: django-q2 never retries a failed task.
+NOTIFY_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
 
-def notify_channel(channel_path: str, request_id: str, event: str) -> None:
-    request = HITLRequest.objects.select_related("deployment", "deployment__organization").filter(pk=request_id).first()
-    if request is None:
-        logger.warning("notify_channel: request %s is gone", request_id)
-        return
+
+def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0) -> None:
     try:
+        request = (
+            HITLRequest.objects.select_related("deployment", "deployment__organization").filter(pk=request_id).first()
+        )
+        if request is None:
+            logger.warning("notify_channel: request %s is gone", request_id)
+            return
         channel(channel_path).notify(request, event)
     except ChannelError as exc:
         # The channel has recorded and audited the failure itself; nothing more to retry here.
         logger.warning("channel %s failed for %s/%s: %s", channel_path, request_id, event, exc.detail)
+    except (OperationalError, InterfaceError) as exc:
+        if attempt >= len(NOTIFY_RETRY_DELAYS):
+            logger.error(
+                "notify_channel %s %s/%s: database still unreachable, giving up", channel_path, request_id, event
+            )
+            raise
+        delay = NOTIFY_RETRY_DELAYS[attempt]
+        logger.warning(
+            "notify_channel %s %s/%s: database unreachable (%s); again in %s s",
+            channel_path,
+            request_id,
+            event,
+            exc,
+            delay,
+        )
+        connection.close()  # the next attempt opens a fresh connection
+        time.sleep(delay)
+        enqueue("hitl.tasks.notify_channel", channel_path, request_id, event, attempt + 1)
 
 
 def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:

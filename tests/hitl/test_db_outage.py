@@ -82,3 +82,42 @@ class TestDatabaseOutage:
         )
         assert response.status_code == 500
         assert response.json()["code"] == "server_error"
+
+
+class TestNotificationDuringOutage:
+    """A notification task that meets an unreachable database is queued again, not lost (django-q2
+    never retries a failed task, and email has no outbox row for the sweeper to find)."""
+
+    EMAIL = "hitl.channels.email.EmailChannel"
+
+    def test_it_queues_itself_again_and_sends_once_the_database_is_back(
+        self, world: World, monkeypatch: Any, mailoutbox: list[Any]
+    ) -> None:
+        from hitl import tasks
+
+        request_id = world.create(assign_to="responder@example.com")["id"]
+        HITLRequest.objects.filter(pk=request_id).update(notified_at=None)
+        mailoutbox.clear()
+        queued: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(tasks, "NOTIFY_RETRY_DELAYS", (0, 0))
+        monkeypatch.setattr(tasks, "enqueue", lambda *args: queued.append(args))
+
+        with database_down():
+            tasks.notify_channel(self.EMAIL, request_id, "new_request")
+        assert queued == [("hitl.tasks.notify_channel", self.EMAIL, request_id, "new_request", 1)]
+        assert mailoutbox == []
+
+        tasks.notify_channel(*queued[0][1:])  # the database is back: the queued attempt sends
+        assert [m.to for m in mailoutbox] == [["responder@example.com"]]
+        assert HITLRequest.objects.get(pk=request_id).notified_at is not None
+
+    def test_it_gives_up_loudly_after_the_last_attempt(self, world: World, monkeypatch: Any) -> None:
+        from django.db import OperationalError
+
+        from hitl import tasks
+
+        request_id = world.create()["id"]
+        monkeypatch.setattr(tasks, "NOTIFY_RETRY_DELAYS", (0, 0))
+        monkeypatch.setattr(tasks, "enqueue", lambda *args: pytest.fail("no attempt after the last"))
+        with database_down(), pytest.raises(OperationalError):
+            tasks.notify_channel(self.EMAIL, request_id, "new_request", 2)
