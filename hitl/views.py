@@ -155,6 +155,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
         TAB_CAP,
     )
     rows = scoped if status == "all" else scoped.filter(status=status)
+    if (form.value("q") or "").strip() and not counts[status].capped:
+        # A search matching few requests: find them through the search indexes first, then sort those,
+        # rather than letting the database walk every request newest first looking for the few matches.
+        rows = HITLRequest.objects.filter(pk__in=list(rows.order_by().values_list("pk", flat=True)[:TAB_CAP]))
     rows = rows.select_related("deployment", "resolution").order_by("-created_at", "id")
     paginator = CappedPaginator(rows, PAGE_SIZE, depth=TAB_CAP, counted=counts.get(status))
     page_obj = paginator.get_page(request.GET.get("page"))

@@ -149,3 +149,29 @@ class TestLowerCaseAssignees:
         with CaptureQueriesContext(connection) as queries:
             api.get("/api/v1/requests/?assigned_to=Responder@Example.com")
         assert not any("UPPER(" in q["sql"] for q in queries.captured_queries)
+
+
+class TestInboxSearch:
+    def test_a_search_lists_its_few_matches_newest_first(self, world: World) -> None:
+        make_requests(world, 5)
+        for i in range(3):
+            world.create(message=f"Invoice Q{i} for ACME", assign_to=RESPONDER)
+        page = manager_client(world).get("/inbox/?status=all&q=acme").content.decode()
+        assert re.search(r'All <span class="count">3</span>', page)
+        assert page.index("Invoice Q2") < page.index("Invoice Q1") < page.index("Invoice Q0")
+        assert "Bulk 0" not in page
+
+    def test_search_has_trigram_indexes_on_postgresql(self, world: World) -> None:
+        if connection.vendor != "postgresql":
+            pytest.skip("trigram indexes are PostgreSQL's")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'hitl_search_%%'")
+            indexes = dict(cursor.fetchall())
+        assert set(indexes) == {
+            "hitl_search_message_trgm",
+            "hitl_search_flow_name_trgm",
+            "hitl_search_method_name_trgm",
+            "hitl_search_assignee_trgm",
+        }
+        assert "gin_trgm_ops" in indexes["hitl_search_message_trgm"]
+        assert "upper(message)" in indexes["hitl_search_message_trgm"]
