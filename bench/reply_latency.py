@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._stack import ANYMAIL_SECRET, Stack, percentile, table, wait_until, write_section  # noqa: E402
+from tests.hitl.esp_payloads import postmark  # noqa: E402 - the Postmark inbound payload the tests post
 
 PORT = 8303
 ASSIGNEE = "lead@example.com"
@@ -61,31 +62,9 @@ def find_reply_address(mail_dir: Path, request_id: uuid.UUID, seen: set[Path]) -
     return None
 
 
-def postmark_payload(sender: str, to: str, body: str) -> dict[str, Any]:
-    return {
-        "FromFull": {"Email": sender, "Name": "Reviewer Person", "MailboxHash": ""},
-        "ToFull": [{"Email": to, "Name": "", "MailboxHash": to.split("@")[0].split("+", 1)[-1]}],
-        "CcFull": [],
-        "BccFull": [],
-        "OriginalRecipient": to,
-        "Subject": "Re: [Review] Please review this content for brand compliance:",
-        "MessageID": str(uuid.uuid4()),
-        "Date": "Wed, 14 Jan 2026 12:05:00 +0000",
-        "TextBody": body,
-        "HtmlBody": "",
-        "StrippedTextReply": "",
-        "Tag": "",
-        "Headers": [
-            {"Name": "Return-Path", "Value": f"<{sender}>"},
-            {"Name": "Message-ID", "Value": f"<{uuid.uuid4()}@mail.example.org>"},
-        ],
-        "Attachments": [],
-    }
-
-
 def post_reply(base_url: str, to: str) -> tuple[int, float]:
     body = "Approved!\n\nLooks good to me.\n\nOn Wed, Jan 14, 2026 HITL <hitl@localhost> wrote:\n> Please review\n"
-    data = json.dumps(postmark_payload(ASSIGNEE, to, body)).encode()
+    data = json.dumps(postmark(ASSIGNEE, to, body)).encode()
     request = urllib.request.Request(  # noqa: S310 (http to our own server)
         f"{base_url}/anymail/postmark/inbound/",
         data=data,

@@ -53,6 +53,7 @@ CASES: list[tuple[str, str, str, float]] = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--slow-repeat", type=int, default=5, help="fetches of the analytics cases")
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
@@ -104,7 +105,7 @@ def main() -> None:
         with connection.execute_wrapper(count_query):
             client.get(url)
         times = []
-        for _ in range(args.repeat):
+        for _ in range(args.slow_repeat if name.startswith("analytics") else args.repeat):
             started = time.perf_counter()
             response = client.get(url)
             if hasattr(response, "streaming_content"):
