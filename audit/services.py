@@ -45,7 +45,7 @@ def record_event(
         target_id = target_id or str(target.pk)
         if deployment_id is None:
             deployment_id = getattr(target, "deployment_id", None)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # in the caller's transaction: fails with it, no savepoint
         _lock_chain()
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         event = AuditEvent(
@@ -70,7 +70,7 @@ def record_events(events: list[dict[str, Any]]) -> list[AuditEvent]:
     if not events:
         return []
     rows: list[AuditEvent] = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # in the caller's transaction: fails with it, no savepoint
         _lock_chain()
         prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
         for spec in events:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils.module_loading import import_string
@@ -24,10 +24,23 @@ def channel(path: str) -> Channel:
     return import_string(path)()
 
 
+@cache
+def _broker() -> Any:
+    """One broker (one Redis connection pool) per process: django-q2 builds a new one per `async_task`
+    otherwise, which cost more than the rest of creating a request (bench/results/throughput.md)."""
+    from django_q.brokers import get_broker
+
+    return get_broker()
+
+
 def enqueue(func: str, *args: object) -> None:
+    from django_q.conf import Conf
     from django_q.tasks import async_task
 
-    async_task(func, *args)
+    if Conf.SYNC:
+        async_task(func, *args)
+    else:
+        async_task(func, *args, broker=_broker())
 
 
 def enqueue_in(seconds: float, func: str, *args: object) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Deployment
 from audit.models import EventType
-from audit.services import record_event
+from audit.services import record_event, record_events
 from hitl.channels.base import Event
 from hitl.dispatch import announce
 from hitl.errors import InvalidAnswer, InvalidInput, NotAllowed, NotPending
@@ -118,24 +118,28 @@ def create_request(
         reminder_due_at=follow.reminder_due(now),
         escalation_due_at=follow.escalation_due(now, level=0),
     )
-    record_event(
-        EventType.REQUEST_CREATED,
-        actor=actor,
-        source=source,
-        target=request,
-        data={"method_name": request.method_name, "flow_id": request.flow_id, "mode": request.mode},
-    )
-    record_event(
-        EventType.REQUEST_ASSIGNED,
-        actor="system",
-        source=source,
-        target=request,
-        data={
-            "assigned_to_email": request.assigned_to_email,
-            "step": request.assignment_step,
-            "rule_id": assignment.rule.pk if assignment.rule else None,
-            "rule_name": request.assigned_rule_name,
-        },
+    record_events(  # one append to the chain for both
+        [
+            {
+                "event_type": EventType.REQUEST_CREATED,
+                "actor": actor,
+                "source": source,
+                "target": request,
+                "data": {"method_name": request.method_name, "flow_id": request.flow_id, "mode": request.mode},
+            },
+            {
+                "event_type": EventType.REQUEST_ASSIGNED,
+                "actor": "system",
+                "source": source,
+                "target": request,
+                "data": {
+                    "assigned_to_email": request.assigned_to_email,
+                    "step": request.assignment_step,
+                    "rule_id": assignment.rule.pk if assignment.rule else None,
+                    "rule_name": request.assigned_rule_name,
+                },
+            },
+        ]
     )
     announce(request, Event.NEW_REQUEST)
     return request

@@ -52,6 +52,11 @@ def ledger(folder: Path) -> list[str]:
 
 
 def worker(qcluster: QCluster, workers: int) -> QCluster:
+    """The worker, its schedules held back: recovery happens when the test ticks it, never on its own
+    at start-up (a schedule already due fires then, and could take the worker the start probe needs)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update(next_run=timezone.now() + timedelta(hours=1))
     qcluster.extra_env.update(
         DJANGO_SETTINGS_MODULE="tests.flows.worker_settings",
         HITL_FLOW_STALLED_AFTER=str(STALLED_AFTER),
