@@ -172,9 +172,10 @@ from hitl.models import HITLRequest, AssignmentStep
 from hitl.lib.links import callback_url
 from accounts.models import Deployment
 d = Deployment.objects.order_by("pk").first()
-rows = HITLRequest.objects.bulk_create([HITLRequest(deployment=d, message="Please review", emit_options=["approved", "rejected"],
-    method_name="review_content", assigned_to_email="reviewer0@bench.example", assignment_step=AssignmentStep.RULE_EMAIL)
-    for _ in range({n})], batch_size=2000)
+fields = dict(deployment=d, message="Please review", emit_options=["approved", "rejected"],
+    method_name="review_content", assigned_to_email="reviewer0@bench.example",
+    assignment_step=AssignmentStep.RULE_EMAIL)
+rows = HITLRequest.objects.bulk_create([HITLRequest(**fields) for _ in range({n})], batch_size=2000)
 half = len(rows) // 2
 open({str(api)!r}, "w").write("".join(f"/api/v1/requests/{{r.pk}}/respond/\\n" for r in rows[:half]))
 base = {self.base!r}
@@ -326,7 +327,8 @@ def main() -> None:
             met = "yes" if f["p99"] <= 50 else "**no**"
             lines.append(
                 f"| {name} ({f['rate']:.0f} req/s offered, open loop) | {f['achieved']:.1f} | "
-                f"{f['achieved'] / base_rps:.2f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']} | p99 ≤ 50 ms | {met} |"
+                f"{f['achieved'] / base_rps:.2f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']} "
+                f"| p99 ≤ 50 ms | {met} |"
             )
             continue
         goal, ratio_goal = goals.get(name, ("—", 0.0))
@@ -343,7 +345,8 @@ def main() -> None:
     section = f"""## Throughput against the baseline{(" — " + args.label) if args.label else ""}
 
 **Machine.** {machine()}.
-**Date.** {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f}.
+**Date.** {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
+**Load average** (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}.
 
 **Command.**
 
