@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from hitl.lib.counting import capped_count
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1000
 MAX_LIMIT = 500
 
 
