@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from hitl.analytics.figures import Analytics
@@ -26,6 +27,7 @@ from hitl.models import HITLRequest
 
 PAGE_ROWS = 50
 SUGGESTIONS = 200
+SUGGESTION_DAYS = 90
 
 
 def _filters(request: HttpRequest) -> tuple[AnalyticsFilterForm, Filters]:
@@ -35,8 +37,11 @@ def _filters(request: HttpRequest) -> tuple[AnalyticsFilterForm, Filters]:
 
 
 def _suggestions(principal: Any) -> dict[str, list[str]]:
-    """Known flows, methods and reviewers for the filter inputs (one query each, capped)."""
-    scope = HITLRequest.objects.restrict(principal, analytics_action(principal)).order_by()
+    """Flows, methods and reviewers seen in the last SUGGESTION_DAYS, for the filter inputs (one query
+    each, capped): recent rows through the `created_at` index, not a DISTINCT over every request."""
+    since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
+    scope = HITLRequest.objects.restrict(principal, analytics_action(principal)).filter(created_at__gte=since)
+    scope = scope.order_by()
     return {
         name: list(scope.exclude(**{field: ""}).values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
         for name, field in (("flows", "flow_name"), ("methods", "method_name"), ("reviewers", "assigned_to_email"))
