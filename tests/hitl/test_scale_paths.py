@@ -119,6 +119,18 @@ class TestListPagination:
         beyond = api.get("/api/v1/requests/?limit=5&offset=50").json()
         assert beyond["results"] == [] and beyond["next"] is None and beyond["count"] is None
 
+    def test_the_list_costs_the_same_number_of_queries_with_more_requests(
+        self, world: World, django_assert_max_num_queries: Any
+    ) -> None:
+        api = world.client_for("manager")
+        make_requests(world, 3)
+        api.get("/api/v1/requests/")
+        with django_assert_max_num_queries(8) as few:
+            api.get("/api/v1/requests/?limit=2")
+        make_requests(world, 60)
+        with django_assert_max_num_queries(len(few.captured_queries)):
+            assert len(api.get("/api/v1/requests/?limit=50").json()["results"]) == 50
+
     def test_a_page_holds_at_most_500(self, world: World) -> None:
         make_requests(world, 3)
         body = world.client_for("key").get("/api/v1/requests/?limit=100000").json()
