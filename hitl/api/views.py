@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label
-from accounts.models import Deployment
+from accounts.models import ApiKey, Deployment
 from hitl import services
 from hitl.api.serializers import (
     CallbackSerializer,
@@ -122,8 +122,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if isinstance(principal, ApiKeyPrincipal):
             if deployment_id not in (None, principal.deployment_id):
                 raise exceptions.NotFound("No such deployment.")
-            deployment_id = principal.deployment_id
-        elif deployment_id is None:
+            # A key sees its own deployment (loaded with it) and manages it only with full access: what
+            # `deployment_scope` says for a key, without two queries on every create.
+            if principal.key.access != ApiKey.Access.FULL:
+                raise exceptions.PermissionDenied("Creating requests needs full access to the deployment.")
+            return principal.key.deployment
+        if deployment_id is None:
             raise exceptions.ValidationError({"deployment": ["Required when signed in with a session."]})
         if not isinstance(deployment_id, int):
             raise exceptions.ValidationError({"deployment": ["Must be a deployment id."]})
