@@ -214,10 +214,10 @@ class CallbackView(APIView):
             raise exceptions.PermissionDenied("Invalid callback signature.", code="bad_signature") from None
         body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        obj = get_object_or_404(HITLRequest, pk=request_id)
         metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
         responder = body.validated_data["source"] or "callback"
+        # The service loads the request: a missing one raises DoesNotExist there, a 404 like any other.
         resolution = services.respond_to_request(
-            obj.pk, _answer(body.validated_data, metadata), responder=responder, source=Source.API
+            request_id, _answer(body.validated_data, metadata), responder=responder, source=Source.API
         )
         return Response(resolution.result)
