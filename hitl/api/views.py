@@ -87,10 +87,17 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return queryset
 
     def _object_for(self, action_name: Action) -> HITLRequest:
-        """404 when the principal cannot see it, 403 when it can see but not `action_name` it."""
-        request = self.get_object()
-        if not HITLRequest.objects.restrict(self.request.user, action_name).filter(pk=request.pk).exists():
+        """404 when the principal cannot see it, 403 when it can see but not `action_name` it.
+
+        Every action's scope lies within the view scope, so the usual case (allowed) is one query; only
+        a refusal looks again, to tell 404 from 403."""
+        lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        allowed = HITLRequest.objects.restrict(self.request.user, action_name).select_related("resolution")
+        request = allowed.filter(pk=lookup).first()
+        if request is None:
+            self.get_object()  # 404 when it cannot even be seen
             raise exceptions.PermissionDenied(f"You may view this request but not {action_name} it.")
+        self.check_object_permissions(self.request, request)
         return request
 
     @extend_schema(
