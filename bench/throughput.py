@@ -101,17 +101,26 @@ def parse_wrk(text: str) -> dict[str, Any]:
 
 def machine() -> str:
     cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"^Model name:\s+(.+)$", lscpu, re.M)
+    if match:
+        cpu = match.group(1).strip()
+    else:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
+    redis_version = re.search(r"v=(\S+)", redis)
     import django
 
     return (
-        f"{os.cpu_count()} vCPU {cpu}, {mem} GiB RAM, Linux {platform.release()}; CPython {platform.python_version()}, "
-        f"Django {django.__version__}, {pg.replace('psql (PostgreSQL)', 'PostgreSQL')} and Redis on the same machine"
+        f"{os.cpu_count()} vCPU {cpu}, {mem} GiB RAM, Linux {platform.release()} {platform.machine()}; "
+        f"CPython {platform.python_version()}, Django {django.__version__}, "
+        f"{pg.replace('psql (PostgreSQL)', 'PostgreSQL')} and Redis {redis_version.group(1) if redis_version else ''} "
+        "on the same machine"
     )
 
 
@@ -229,7 +238,24 @@ open({str(callback)!r}, "w").write("".join(callback_url(r)[len(base):] + "\\n" f
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def backlog(self) -> int:
+        """Tasks waiting in django-q2's Redis queue (notifications, webhook deliveries)."""
+        out = subprocess.run(
+            ["redis-cli", "-u", self.args.redis, "llen", "django_q:hitl:q"], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.strip() or 0)
+
+    def drain(self, limit: float = 180) -> tuple[int, float]:
+        """Wait until the workers have caught up with the previous figure's tasks, so that they do not
+        compete with the next one for the CPU. Returns (tasks queued at the start, seconds taken)."""
+        start, queued = time.monotonic(), self.backlog()
+        while self.backlog() and time.monotonic() - start < limit:
+            time.sleep(0.5)
+        time.sleep(1)  # the last tasks running
+        return queued, time.monotonic() - start
+
     def wrk(self, path: str, lua: str, **env: str) -> dict[str, Any]:
+        self.drained = self.drain()
         script = self.tmp / f"s{abs(hash(lua + path))}.lua"
         script.write_text(lua)
         threads = "2"
@@ -251,6 +277,7 @@ open({str(callback)!r}, "w").write("".join(callback_url(r)[len(base):] + "\\n" f
         )
         result = parse_wrk(out.stdout)
         result["raw"] = out.stdout
+        result["backlog"] = self.backlog()
         return result
 
 
@@ -264,6 +291,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--label", default="")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--keep-database", action="store_true", help="do not drop the scratch database at the end")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
@@ -281,6 +309,7 @@ def main() -> None:
         stack.wrk("/bench/baseline/", LUA_POST, BODY='{"warm": 1}', AUTH="")  # warm-up, not reported
         figures["baseline"] = stack.wrk("/bench/baseline/", LUA_POST, BODY='{"n": 1}', AUTH="")
         figures["create"] = stack.wrk("/api/v1/requests/", LUA_POST, BODY=create_body, AUTH=auth)
+        drained = stack.drain()  # the notifications create left behind: how fast the workers catch up
         figures["respond (API)"] = stack.wrk(
             "/", LUA_WALK, PATHS_FILE=str(respond_paths), BODY='{"outcome": "approved"}', AUTH=auth
         )
@@ -288,6 +317,7 @@ def main() -> None:
             "/", LUA_WALK, PATHS_FILE=str(callback_paths), BODY='{"feedback": "approved", "source": "bench"}', AUTH=""
         )
         rate = figures["create"]["rps"] / 2
+        stack.drain()
         out = subprocess.run(
             [
                 PYTHON,
@@ -307,10 +337,15 @@ def main() -> None:
             text=True,
             check=True,
         )
-        figures["create at half load"] = {**json.loads(out.stdout), "rate": rate}
+        figures["create at half load"] = {**json.loads(out.stdout), "rate": rate, "backlog": stack.backlog()}
     finally:
         stack.stop()
     load_after = os.getloadavg()
+    # SQL queries of one create / respond / callback (bench/profile_requests.py, in-process, same settings).
+    counted = run([PYTHON, "bench/profile_requests.py", "--key", stack.key, "--json"], stack.env)
+    queries = json.loads(counted.strip().splitlines()[-1])
+    if not args.keep_database:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", args.database], check=False)
 
     base_rps = figures["baseline"]["rps"]
     goals = {
@@ -319,16 +354,24 @@ def main() -> None:
         "respond (callback URL)": ("≥ 0.4 × baseline", 0.4),
     }
     lines = [
-        "| figure | req/s | ratio to baseline | p50 (ms) | p99 (ms) | non-2xx | goal | met |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "| figure | req/s | ratio to baseline | p50 (ms) | p99 (ms) | non-2xx | SQL queries | tasks queued at end "
+        "| goal | met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+    per_figure = {
+        "baseline": 1,
+        "create": queries.get("create"),
+        "respond (API)": queries.get("respond"),
+        "respond (callback URL)": queries.get("callback"),
+        "create at half load": queries.get("create"),
+    }
     for name, f in figures.items():
         if name == "create at half load":
             met = "yes" if f["p99"] <= 50 else "**no**"
             lines.append(
                 f"| {name} ({f['rate']:.0f} req/s offered, open loop) | {f['achieved']:.1f} | "
                 f"{f['achieved'] / base_rps:.2f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']} "
-                f"| p99 ≤ 50 ms | {met} |"
+                f"| {per_figure[name]} | {f['backlog']} | p99 ≤ 50 ms | {met} |"
             )
             continue
         goal, ratio_goal = goals.get(name, ("—", 0.0))
@@ -336,7 +379,7 @@ def main() -> None:
         met = "—" if not ratio_goal else ("yes" if ratio >= ratio_goal else "**no**")
         lines.append(
             f"| {name} | {f['rps']:.1f} | {ratio:.2f} | {f['p50'] or 0:.1f} | {f['p99'] or 0:.1f} | {f['non_2xx']} "
-            f"| {goal} | {met} |"
+            f"| {per_figure[name]} | {f['backlog']} | {goal} | {met} |"
         )
     table = "\n".join(lines)
     print(table)
@@ -356,9 +399,16 @@ def main() -> None:
 
 **Method.** See the module docstring of `bench/throughput.py`: gunicorn with {args.workers} sync workers,
 a `qcluster` with 2 workers, PostgreSQL and Redis, all on this machine with the load generator; wrk with
-2 threads and {args.connections} connections for {args.duration} s per figure.
+2 threads and {args.connections} connections for {args.duration} s per figure. *SQL queries*: per
+request of that kind, counted in-process by `bench/profile_requests.py --json` (the baseline: its insert).
+*Tasks queued at end*: django-q2's Redis queue when the figure's load stopped (work the `qcluster` had
+not caught up with: each create enqueues its notification); before each figure the script waits for it
+to drain, so no figure pays for the previous one's tasks.
 
 {table}
+
+The {drained[0]} notification tasks create left queued took the `qcluster` {drained[1]:.1f} s to work off
+with no web load ({drained[0] / max(drained[1] - 1, 0.1):.0f} tasks/s).
 """
     RESULTS.parent.mkdir(exist_ok=True)
     previous = RESULTS.read_text() if RESULTS.exists() else "# Throughput (`bench/throughput.py`)\n"

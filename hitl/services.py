@@ -118,6 +118,8 @@ def create_request(
         reminder_due_at=follow.reminder_due(now),
         escalation_due_at=follow.escalation_due(now, level=0),
     )
+    # Stage the outbox first: the audit append takes the chain's lock, held to COMMIT, so it comes last.
+    announce(request, Event.NEW_REQUEST)
     record_events(  # one append to the chain for both
         [
             {
@@ -141,7 +143,6 @@ def create_request(
             },
         ]
     )
-    announce(request, Event.NEW_REQUEST)
     return request
 
 
@@ -356,6 +357,7 @@ def _resolve(
                 answered_within_sla=(now <= request.sla_due_at) if request.sla_due_at else None,
                 created_at=now,
             )
+            announce(request, Event.RESOLVED_BY_STATUS[status])  # before the audit append: see create_request
             record_event(
                 event,
                 actor=actor,
@@ -363,7 +365,6 @@ def _resolve(
                 target=request,
                 data={"status": status, "outcome": fields["outcome"], "responder": responder},
             )
-            announce(request, Event.RESOLVED_BY_STATUS[status])
     if not won:
         _refuse(request, actor=actor, source=source, reason="not_pending")
     request.status = status

@@ -26,7 +26,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not secret.startswith(KEY_PREFIX) or secret.count("_") < 2:
             raise exceptions.AuthenticationFailed("Malformed API key.", code="invalid_api_key")
         prefix = secret[len(KEY_PREFIX) :].split("_", 1)[0]
-        key = ApiKey.objects.select_related("deployment").filter(prefix=prefix).first()
+        # The deployment and its creator come along: creating a request needs both (no query of its own).
+        key = ApiKey.objects.select_related("deployment__creator").filter(prefix=prefix).first()
         # Compare hashes in constant time; a missing key costs the same as a wrong one.
         expected = key.key_hash if key else "0" * 64
         if not hmac.compare_digest(expected, hash_key(secret)) or key is None:
