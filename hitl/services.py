@@ -81,7 +81,7 @@ def create_request(
     rules = list(deployment.routing_rules.filter(enabled=True).order_by("priority", "id"))
     assignment = choose_assignee(
         rules,
-        creator_email=deployment.creator_email,
+        creator_email=lambda: deployment.creator_email,
         method_name=clean.method_name,
         flow_name=clean.flow_name,
         state=clean.state,
@@ -269,8 +269,14 @@ def respond_to_request(
     actor: str | None = None,
 ) -> Resolution:
     """Answer a pending request exactly once. Raises NotPending for the losers, InvalidAnswer for
-    answers that do not fit; both are audited as refused."""
-    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    answers that do not fit; both are audited as refused.
+
+    `request_id` may be the request itself, as a view just loaded it: a stale copy is harmless, since
+    the compare-and-set decides (and a request that left `pending` never returns to it)."""
+    if isinstance(request_id, HITLRequest):
+        request = request_id
+    else:
+        request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     actor = actor or responder
     if not request.is_pending:
         _refuse(request, actor=actor, source=source, reason="not_pending")

@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label
-from accounts.models import Deployment
+from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label, request_scope
+from accounts.models import ApiKey, Deployment
 from hitl import services
 from hitl.api.serializers import (
     CallbackSerializer,
@@ -89,7 +89,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def _object_for(self, action_name: Action) -> HITLRequest:
         """404 when the principal cannot see it, 403 when it can see but not `action_name` it."""
         request = self.get_object()
-        if not HITLRequest.objects.restrict(self.request.user, action_name).filter(pk=request.pk).exists():
+        principal = self.request.user
+        # The second query only when the action's scope is narrower than the view's (an API key with
+        # full access, a superuser: the same scope, so the request just found is in it).
+        if request_scope(principal, action_name) != request_scope(principal, "view") and (
+            not HITLRequest.objects.restrict(principal, action_name).filter(pk=request.pk).exists()
+        ):
             raise exceptions.PermissionDenied(f"You may view this request but not {action_name} it.")
         return request
 
@@ -114,7 +119,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = dict(request.data)
         deployment = self._deployment_for_create(data.pop("deployment", None))
         created = services.create_request(deployment, data, actor=principal_label(request.user), source=Source.API)
-        created = HITLRequest.objects.select_related("resolution").get(pk=created.pk)
+        # Not read back: the instance holds what was saved, and a new request has no resolution.
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
     def _deployment_for_create(self, deployment_id: Any) -> Deployment:
@@ -122,8 +127,11 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if isinstance(principal, ApiKeyPrincipal):
             if deployment_id not in (None, principal.deployment_id):
                 raise exceptions.NotFound("No such deployment.")
-            deployment_id = principal.deployment_id
-        elif deployment_id is None:
+            # The key's own deployment, loaded with the key (ApiKeyAuthentication): no query.
+            if principal.key.access != ApiKey.Access.FULL:
+                raise exceptions.PermissionDenied("Creating requests needs full access to the deployment.")
+            return principal.key.deployment
+        if deployment_id is None:
             raise exceptions.ValidationError({"deployment": ["Required when signed in with a session."]})
         if not isinstance(deployment_id, int):
             raise exceptions.ValidationError({"deployment": ["Must be a deployment id."]})
@@ -162,9 +170,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = RespondSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         label = principal_label(request.user)
-        resolution = services.respond_to_request(
-            obj.pk, _answer(body.validated_data), responder=label, source=Source.API
-        )
+        resolution = services.respond_to_request(obj, _answer(body.validated_data), responder=label, source=Source.API)
         return Response(resolution.result)
 
     @extend_schema(request=CancelSerializer, responses={200: RequestSerializer, **ERRORS})
@@ -214,6 +220,6 @@ class CallbackView(APIView):
         metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
         responder = body.validated_data["source"] or "callback"
         resolution = services.respond_to_request(
-            obj.pk, _answer(body.validated_data, metadata), responder=responder, source=Source.API
+            obj, _answer(body.validated_data, metadata), responder=responder, source=Source.API
         )
         return Response(resolution.result)
