@@ -78,7 +78,7 @@ def create_request(
                     code="invalid_default_outcome",
                 )
 
-    rules = list(deployment.routing_rules.filter(enabled=True).order_by("priority", "id"))
+    rules = list(RoutingRule.objects.filter(deployment_id=deployment.pk, enabled=True).order_by("priority", "id"))
     assignment = choose_assignee(
         rules,
         creator_email=lambda: deployment.creator_email,
@@ -118,6 +118,8 @@ def create_request(
         reminder_due_at=follow.reminder_due(now),
         escalation_due_at=follow.escalation_due(now, level=0),
     )
+    announce(request, Event.NEW_REQUEST)
+    # Last before the commit: the chain lock is held from here to the commit, so nothing else waits in it.
     record_events(  # one append to the chain for both
         [
             {
@@ -141,7 +143,6 @@ def create_request(
             },
         ]
     )
-    announce(request, Event.NEW_REQUEST)
     return request
 
 
@@ -362,14 +363,14 @@ def _resolve(
                 answered_within_sla=(now <= request.sla_due_at) if request.sla_due_at else None,
                 created_at=now,
             )
-            record_event(
+            announce(request, Event.RESOLVED_BY_STATUS[status])
+            record_event(  # last: the chain lock is held from here to the commit
                 event,
                 actor=actor,
                 source=source,
                 target=request,
                 data={"status": status, "outcome": fields["outcome"], "responder": responder},
             )
-            announce(request, Event.RESOLVED_BY_STATUS[status])
     if not won:
         _refuse(request, actor=actor, source=source, reason="not_pending")
     request.status = status

@@ -55,7 +55,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> QuerySet[HITLRequest]:
         queryset: QuerySet[HITLRequest] = HITLRequest.objects.restrict(self.request.user, "view")
-        queryset = queryset.select_related("resolution")
+        if self.action != "respond":  # the others render the result; respond has its own
+            queryset = queryset.select_related("resolution")
         if self.action == "list":
             queryset = self._filter(queryset)
         return queryset.order_by("-created_at", "id")
