@@ -200,7 +200,9 @@ open({str(callback)!r}, "w").write("".join(callback_url(r)[len(base):] + "\\n" f
                     "--workers",
                     str(self.args.workers),
                     "--worker-class",
-                    "sync",
+                    self.args.worker_class,
+                    "--threads",
+                    str(self.args.threads),
                     "--access-logfile",
                     "-" if False else "/dev/null",
                 ],
@@ -229,6 +231,29 @@ open({str(callback)!r}, "w").write("".join(callback_url(r)[len(base):] + "\\n" f
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) so far of the gunicorn and qcluster process trees."""
+        children: dict[int, list[int]] = {}
+        times: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            children.setdefault(int(fields[1]), []).append(pid)
+            times[pid] = (int(fields[11]) + int(fields[12])) / tick
+        out = {}
+        for name, proc in zip(("qcluster", "gunicorn"), self.procs, strict=True):
+            todo, total = [proc.pid], 0.0
+            while todo:
+                pid = todo.pop()
+                total += times.get(pid, 0.0)
+                todo.extend(children.get(pid, []))
+            out[name] = total
+        return out
+
     def wrk(self, path: str, lua: str, **env: str) -> dict[str, Any]:
         script = self.tmp / f"s{abs(hash(lua + path))}.lua"
         script.write_text(lua)
@@ -246,10 +271,16 @@ open({str(callback)!r}, "w").write("".join(callback_url(r)[len(base):] + "\\n" f
             str(script),
             f"{self.base}{path}",
         ]
+        before = self.cpu_seconds()
         out = subprocess.run(
             cmd, env={**os.environ, "THREADS": threads, **env}, capture_output=True, text=True, check=True
         )
+        # The qcluster's share is work the figure caused (notifications) that finishes within the run;
+        # a backlog still queued at its end is not counted.
+        after = self.cpu_seconds()
         result = parse_wrk(out.stdout)
+        for name in after:
+            result[f"cpu_{name}"] = (after[name] - before[name]) / max(result["requests"], 1) * 1000
         result["raw"] = out.stdout
         return result
 
@@ -258,8 +289,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="hitl_bench_thru")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
-    parser.add_argument("--port", type=int, default=8120)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--label", default="")
@@ -319,15 +352,16 @@ def main() -> None:
         "respond (callback URL)": ("≥ 0.4 × baseline", 0.4),
     }
     lines = [
-        "| figure | req/s | ratio to baseline | p50 (ms) | p99 (ms) | non-2xx | goal | met |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "| figure | req/s | ratio to baseline | p50 (ms) | p99 (ms) | non-2xx | CPU ms/req gunicorn + qcluster "
+        "| goal | met |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, f in figures.items():
         if name == "create at half load":
             met = "yes" if f["p99"] <= 50 else "**no**"
             lines.append(
                 f"| {name} ({f['rate']:.0f} req/s offered, open loop) | {f['achieved']:.1f} | "
-                f"{f['achieved'] / base_rps:.2f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']} "
+                f"{f['achieved'] / base_rps:.2f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['errors']} | — "
                 f"| p99 ≤ 50 ms | {met} |"
             )
             continue
@@ -336,7 +370,7 @@ def main() -> None:
         met = "—" if not ratio_goal else ("yes" if ratio >= ratio_goal else "**no**")
         lines.append(
             f"| {name} | {f['rps']:.1f} | {ratio:.2f} | {f['p50'] or 0:.1f} | {f['p99'] or 0:.1f} | {f['non_2xx']} "
-            f"| {goal} | {met} |"
+            f"| {f['cpu_gunicorn']:.1f} + {f['cpu_qcluster']:.1f} | {goal} | {met} |"
         )
     table = "\n".join(lines)
     print(table)
@@ -354,7 +388,8 @@ def main() -> None:
 .venv/bin/python bench/throughput.py {" ".join(sys.argv[1:])}
 ```
 
-**Method.** See the module docstring of `bench/throughput.py`: gunicorn with {args.workers} sync workers,
+**Method.** See the module docstring of `bench/throughput.py`: gunicorn with {args.workers} {args.worker_class}
+workers{f" × {args.threads} threads" if args.worker_class == "gthread" else ""},
 a `qcluster` with 2 workers, PostgreSQL and Redis, all on this machine with the load generator; wrk with
 2 threads and {args.connections} connections for {args.duration} s per figure.
 
