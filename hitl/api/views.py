@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -93,7 +94,10 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         a refusal looks again, to tell 404 from 403."""
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         allowed = HITLRequest.objects.restrict(self.request.user, action_name).select_related("resolution")
-        request = allowed.filter(pk=lookup).first()
+        try:
+            request = allowed.filter(pk=lookup).first()
+        except (TypeError, ValueError, DjangoValidationError):
+            request = None  # not a request id: get_object() below answers 404, as for any unknown id
         if request is None:
             self.get_object()  # 404 when it cannot even be seen
             raise exceptions.PermissionDenied(f"You may view this request but not {action_name} it.")

@@ -163,3 +163,13 @@ class TestNulInput:
         assert response.status_code == 400 and response.json()["code"] == "invalid"
         assert client.get("/api/v1/requests/?method_name=a%00b").status_code == 400
         assert HITLRequest.objects.count() == 0
+
+
+class TestMalformedIds:
+    @pytest.mark.parametrize("action", ["respond", "cancel", "reassign"])
+    def test_an_id_the_url_accepts_but_no_uuid_is_a_404(self, world: World, action: str) -> None:
+        # Matched by the URL's pattern (hex and dashes) but not a UUID: found by schemathesis as a 500.
+        response = world.client_for("key").post(
+            f"/api/v1/requests/-0000000000000000000000000000000/{action}/", {}, format="json"
+        )
+        assert response.status_code == 404 and response.json()["code"]
