@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 # PostgreSQL counts the chain lock (`pg_advisory_xact_lock`) as one more query than SQLite; savepoints
 # (the test runs inside a transaction) count too. Raise these only with a reason.
 CREATE_QUERIES = 11
-RESPOND_QUERIES = 11
+RESPOND_QUERIES = 12  # 11 on SQLite; PostgreSQL adds the chain lock as a statement of its own
 CALLBACK_QUERIES = 10
 
 
