@@ -28,6 +28,23 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
 
 
+def _lock_chain_end() -> str:
+    """Take the chain lock, then read the hash of the chain's last event (GENESIS_HASH when empty).
+
+    Two statements on one cursor, in this order: on PostgreSQL the read must take its snapshot after
+    the lock is granted, or it could miss the event its previous holder just committed. Plain SQL:
+    this runs on every write, and compiling the ORM query cost more than running it."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        cursor.execute(_LAST_HASH_SQL)
+        row = cursor.fetchone()
+    return row[0] if row else GENESIS_HASH
+
+
+_LAST_HASH_SQL = f"SELECT hash FROM {AuditEvent._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608 - constants
+
+
 def record_event(
     event_type: EventType | str,
     *,
@@ -46,8 +63,7 @@ def record_event(
         if deployment_id is None:
             deployment_id = getattr(target, "deployment_id", None)
     with transaction.atomic(savepoint=False):  # in the caller's transaction: fails with it, no savepoint
-        _lock_chain()
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        last = _lock_chain_end()
         event = AuditEvent(
             created_at=timezone.now(),
             event_type=str(event_type),
@@ -57,7 +73,7 @@ def record_event(
             target_id=str(target_id),
             deployment_id=deployment_id,
             data=data or {},
-            prev_hash=last or GENESIS_HASH,
+            prev_hash=last,
         )
         event.hash = event.compute_hash()
         event.save(force_insert=True)
@@ -71,8 +87,7 @@ def record_events(events: list[dict[str, Any]]) -> list[AuditEvent]:
         return []
     rows: list[AuditEvent] = []
     with transaction.atomic(savepoint=False):  # in the caller's transaction: fails with it, no savepoint
-        _lock_chain()
-        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+        prev = _lock_chain_end()
         for spec in events:
             target = spec.get("target")
             deployment_id = spec.get("deployment_id")

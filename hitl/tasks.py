@@ -21,10 +21,11 @@ NOTIFY_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
 
 def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0) -> None:
     try:
-        request = (
-            HITLRequest.objects.select_related("deployment", "deployment__organization").filter(pk=request_id).first()
-        )
-        if request is None:
+        # get(), not first(): no ORDER BY (Meta.ordering) to build and sort for one row by its key. No
+        # organization: no channel reads more of it than `deployment.organization_id`.
+        try:
+            request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+        except HITLRequest.DoesNotExist:
             logger.warning("notify_channel: request %s is gone", request_id)
             return
         channel(channel_path).notify(request, event)

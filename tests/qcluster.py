@@ -92,6 +92,25 @@ class QCluster:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
             self.proc = None
+            wait_for_dead_consumers()
+
+
+def wait_for_dead_consumers(timeout: float = 10.0) -> None:
+    """Wait until Redis has noticed that the killed cluster's BLPOP connections are gone.
+
+    Until it has, Redis may hand the next pushed task (the restarted cluster's start probe) to a dead
+    client's pending BLPOP, and the task is lost: the Redis broker's at-most-once delivery, which the
+    server's own work does not rely on, but which made the probe time out now and then."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and int(client.info("clients").get("blocked_clients", 0)) > 0:
+        time.sleep(0.05)
+    client.close()
 
     def stop(self) -> None:
         """Teardown. A clean qcluster shutdown drains and waits for seconds; tests need only the

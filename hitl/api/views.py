@@ -125,7 +125,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = dict(request.data)
         deployment = self._deployment_for_create(data.pop("deployment", None))
         created = services.create_request(deployment, data, actor=principal_label(request.user), source=Source.API)
-        created = HITLRequest.objects.select_related("resolution").get(pk=created.pk)
+        # The saved instance as it is (no read back): every field was set in Python, nothing is filled
+        # in by the database, and a pending request's result never touches its resolution.
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
     def _deployment_for_create(self, deployment_id: Any) -> Deployment:

@@ -172,7 +172,11 @@ class TelegramChannel(Channel):
         if event in SEND_EVENTS:
             return request.channel == ChannelChoice.TELEGRAM and target_for(request) is not None
         if event in CLOSE_EVENTS:
-            return TelegramMessage.objects.filter(request=request, closed_at__isnull=True).exists()
+            # Only telegram requests are ever sent (above), so only they can have a message to close.
+            return (
+                request.channel == ChannelChoice.TELEGRAM
+                and TelegramMessage.objects.filter(request=request, closed_at__isnull=True).exists()
+            )
         return False
 
     def notify(self, request: HITLRequest, event: str) -> None:

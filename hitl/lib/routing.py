@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
@@ -48,14 +48,15 @@ def rule_matches(rule: RoutingRule, method_name: str, flow_name: str, state: Any
 def choose_assignee(
     rules: Iterable[RoutingRule],
     *,
-    creator_email: str,
+    creator_email: str | Callable[[], str],
     method_name: str,
     flow_name: str = "",
     state: Any = None,
     explicit: str | None = None,
 ) -> Assignment:
     """`explicit` (assign_to) wins; else the first matching rule (state path, then its email);
-    else the deployment creator."""
+    else the deployment creator. `creator_email` may be a callable, so that only requests falling through
+    to the creator pay for loading them."""
     if explicit:
         return Assignment(explicit.lower(), "explicit")
     for rule in rules:
@@ -69,4 +70,4 @@ def choose_assignee(
             return Assignment(rule.assign_to_email.lower(), "rule_email", rule)
         # The first matching rule decides; if it yields nothing the creator gets it (SPEC §3.3).
         break
-    return Assignment(creator_email, "creator")
+    return Assignment(creator_email() if callable(creator_email) else creator_email, "creator")
