@@ -94,24 +94,6 @@ class QCluster:
             self.proc = None
             wait_for_dead_consumers()
 
-
-def wait_for_dead_consumers(timeout: float = 10.0) -> None:
-    """Wait until Redis has noticed that the killed cluster's BLPOP connections are gone.
-
-    Until it has, Redis may hand the next pushed task (the restarted cluster's start probe) to a dead
-    client's pending BLPOP, and the task is lost: the Redis broker's at-most-once delivery, which the
-    server's own work does not rely on, but which made the probe time out now and then."""
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return
-    import redis
-
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and int(client.info("clients").get("blocked_clients", 0)) > 0:
-        time.sleep(0.05)
-    client.close()
-
     def stop(self) -> None:
         """Teardown. A clean qcluster shutdown drains and waits for seconds; tests need only the
         processes gone (the database is flushed and the broker purged before the next test)."""
@@ -149,3 +131,21 @@ def tick_schedule(name: str, timeout: float = 30.0) -> Any:
     assert task is not None and time.monotonic() <= deadline + 1, f"no worker ran schedule {name}"
     assert task.success, task.result
     return task.result
+
+
+def wait_for_dead_consumers(timeout: float = 10.0) -> None:
+    """Wait until Redis has noticed that the killed cluster's BLPOP connections are gone.
+
+    Until it has, Redis may hand the next pushed task (the restarted cluster's start probe) to a dead
+    client's pending BLPOP, and the task is lost: the Redis broker's at-most-once delivery, which the
+    server's own work does not rely on, but which made the probe time out now and then."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and int(client.info("clients").get("blocked_clients", 0)) > 0:
+        time.sleep(0.05)
+    client.close()
