@@ -25,10 +25,10 @@ from audit.services import record_event
 from flows.models import DeploymentFlow, FlowRun, FlowStep, RunStatus, StepStatus
 from flows.registry import get_flow
 from flows.runtime import Condition, HumanFeedbackResult, HumanStep, MethodSpec
-from hitl.errors import HitlError
+from hitl.lib.errors import HitlError
 from hitl.lib.paths import MISSING, resolve_path
-from hitl.lib.results import empty_result
 from hitl.models import HITLRequest, Mode, Status
+from hitl.results import empty_result
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class FlowError(HitlError):
 
 
 def _enqueue_step(run_id: Any, seq: int) -> None:
-    from hitl.dispatch import enqueue
+    from hitl.lib.queue import enqueue
 
     transaction.on_commit(lambda: enqueue("flows.tasks.run_step", str(run_id), seq))
 
@@ -626,7 +626,7 @@ def recover_stalled_runs(older_than_seconds: int | None = None) -> int:
     from django.conf import settings
 
     from hitl.channels.base import Event
-    from hitl.dispatch import enqueue
+    from hitl.lib.queue import enqueue
 
     if older_than_seconds is None:
         older_than_seconds = settings.HITL_FLOW_STALLED_AFTER

@@ -40,7 +40,7 @@ def check_urls(urls: dict[str, str]) -> dict[str, str]:
 def send(run_id: str, key: str, payload: dict[str, Any]) -> None:
     """Schedule one signed POST to the run's `key` URL, if it has one (after the current commit)."""
     from flows.models import FlowRun
-    from hitl.dispatch import enqueue
+    from hitl.lib.queue import enqueue
 
     run = FlowRun.objects.filter(pk=run_id).only("webhooks").first()
     if run is None or not (run.webhooks or {}).get(key):
@@ -53,7 +53,7 @@ def send(run_id: str, key: str, payload: dict[str, Any]) -> None:
 def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
     """One attempt; retries (same webhook-id) with backoff on timeouts, connection errors, 429, 5xx."""
     from flows.models import FlowRun
-    from hitl.dispatch import enqueue_in
+    from hitl.lib.queue import enqueue_in
 
     run = FlowRun.objects.filter(pk=run_id).first()
     url = (run.webhooks or {}).get(key) if run else None

@@ -16,13 +16,14 @@ from django.urls import path, reverse
 
 from hitl import services
 from hitl.channels import telegram
-from hitl.errors import HitlError
-from hitl.forms import RuleTestForm
 from hitl.lib import crypto
-from hitl.lib.conditions import ConditionError
+from hitl.lib.addresses import clean_email
+from hitl.lib.errors import HitlError
 from hitl.lib.paths import resolve_path
-from hitl.lib.routing import choose_assignee, clean_email, rule_matches
 from hitl.models import HITLRequest, RoutingRule, Source, Status
+from hitl.routing.assign import choose_assignee, rule_matches
+from hitl.routing.conditions import ConditionError
+from hitl.views.forms import RuleTestForm
 
 
 class ReassignActionForm(forms.Form):

@@ -7,7 +7,8 @@ class HitlConfig(AppConfig):
     verbose_name = "Human-in-the-loop requests"
 
     def ready(self) -> None:
-        from hitl import checks, receivers  # noqa: F401  (registers the system checks, connects signals)
+        from hitl import checks  # noqa: F401  (registers the system checks)
+        from hitl.inbound import receivers  # noqa: F401  (connects the inbound email signal)
         from hitl.schedules import ensure_schedules
 
         # After django_q's tables exist: connected without a sender, it runs once per migrate

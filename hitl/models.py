@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.lib.access import Action, request_scope
 from accounts.models import Deployment
 from hitl.lib import crypto
-from hitl.lib.conditions import ConditionError, parse_conditions
+from hitl.routing.conditions import ConditionError, parse_conditions
 
 
 class Mode(models.TextChoices):

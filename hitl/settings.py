@@ -143,9 +143,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "hitl.api.pagination.CappedLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "hitl.lib.api.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "hitl.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "hitl.lib.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
@@ -161,7 +161,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "hitl.api.schema.add_error_responses",
+        "hitl.lib.api.schema.add_error_responses",
     ],
 }
 

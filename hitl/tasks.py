@@ -7,10 +7,12 @@ import time
 
 from django.db import InterfaceError, OperationalError, connection
 
-from hitl import sweeper, webhooks
+from hitl.channels import webhook_outbox
+from hitl.channels.announce import channel
 from hitl.channels.base import ChannelError
-from hitl.dispatch import channel, enqueue
+from hitl.lib.queue import enqueue
 from hitl.models import HITLRequest
+from hitl.services import sweep as sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -92,4 +94,4 @@ def sweep() -> str:
 
 def deliver_webhook(delivery_id: int) -> None:
     """One attempt of one webhook delivery, if it is due (a duplicate task finds nothing to do)."""
-    webhooks.attempt_delivery(delivery_id)
+    webhook_outbox.attempt_delivery(delivery_id)

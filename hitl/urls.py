@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hitl import dev_views
+from hitl.inbound import dev_mailbox
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,11 +17,11 @@ urlpatterns = [
     # ANYMAIL_WEBHOOK_SECRET (basic auth) and, where the ESP signs, its signing key.
     path("anymail/", include("anymail.urls")),
     # Development mailbox: 404 unless DEBUG.
-    path("dev/mailbox/", dev_views.mailbox, name="dev-mailbox"),
-    path("dev/mailbox/<str:name>/", dev_views.message, name="dev-mailbox-message"),
+    path("dev/mailbox/", dev_mailbox.mailbox, name="dev-mailbox"),
+    path("dev/mailbox/<str:name>/", dev_mailbox.message, name="dev-mailbox-message"),
     # Reviewer pages: inbox, review page, magic links (hitl.page_urls).
-    path("", include("hitl.page_urls")),
+    path("", include("hitl.views.urls")),
 ]
 
-handler404 = "hitl.error_views.not_found"
-handler500 = "hitl.error_views.error"
+handler404 = "hitl.views.errors.not_found"
+handler500 = "hitl.views.errors.error"

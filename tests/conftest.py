@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.base import World, build_world
-from tests.qcluster import QCluster
-from tests.receiver import Receiver, running
+from tests.support.base import World, build_world
+from tests.support.qcluster import QCluster
+from tests.support.receiver import Receiver, running
 
 _real_connect = socket.socket.connect
 

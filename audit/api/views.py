@@ -20,7 +20,7 @@ from accounts.models import Deployment
 from audit.lib.export import AuditFilters, streaming_response
 from audit.models import AuditEvent, EventType
 from audit.services import start_audit_export
-from hitl.api.serializers import ErrorSerializer
+from hitl.lib.api.errors import ErrorSerializer
 
 
 class AuditQuerySerializer(serializers.Serializer):

@@ -15,7 +15,7 @@ from accounts.lib.access import deployment_scope, principal_label
 from accounts.models import Deployment
 from flows import engine
 from flows.models import FlowRun
-from hitl.api.serializers import ErrorSerializer
+from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import callback_url
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}

@@ -10,8 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hitl.lib.links import callback_url
-from hitl.lib.results import empty_result
 from hitl.models import Channel, HITLRequest, Mode, OnTimeout
+from hitl.results import empty_result
 
 
 class ResultSerializer(serializers.Serializer):
@@ -162,8 +162,3 @@ class CancelSerializer(serializers.Serializer):
 class ReassignSerializer(serializers.Serializer):
     email = serializers.EmailField()
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()

@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from audit.api.views import AuditExportView
-from hitl.api.analytics import AnalyticsView
+from hitl.analytics.api import AnalyticsView
 from hitl.api.views import CallbackView, RequestViewSet
 
 router = SimpleRouter()

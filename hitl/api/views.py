@@ -24,7 +24,6 @@ from hitl import services
 from hitl.api.serializers import (
     CallbackSerializer,
     CancelSerializer,
-    ErrorSerializer,
     ReassignSerializer,
     RequestCreateSerializer,
     RequestSerializer,
@@ -33,6 +32,7 @@ from hitl.api.serializers import (
     result_of,
 )
 from hitl.lib import signing
+from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import CALLBACK_PURPOSE
 from hitl.models import HITLRequest, Source, Status
 

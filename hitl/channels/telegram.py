@@ -228,8 +228,8 @@ class TelegramChannel(Channel):
 
     def close(self, request: HITLRequest) -> None:
         """Take the buttons off every message about a resolved request and say how it ended."""
-        from hitl.lib.review import answer_summary
         from hitl.models import Resolution, TelegramMessage
+        from hitl.views.context import answer_summary
 
         resolution = Resolution.objects.filter(request=request).first()
         if resolution is None:
@@ -273,7 +273,7 @@ def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, 
     reply or a polite toast; nothing here raises for bad input.
     """
     from hitl import services
-    from hitl.errors import HitlError, NotPending
+    from hitl.lib.errors import HitlError, NotPending
     from hitl.models import HITLRequest, Source
 
     query = update.get("callback_query")

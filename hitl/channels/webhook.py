@@ -19,10 +19,10 @@ class WebhookChannel(Channel):
     events = frozenset(WebhookEvent.values)
 
     def stage(self, request: HITLRequest, event: str) -> None:
-        from hitl import webhooks
+        from hitl.channels import webhook_outbox
 
         if event in self.events:
-            webhooks.enqueue_deliveries(webhooks.stage_deliveries(request, event))
+            webhook_outbox.enqueue_deliveries(webhook_outbox.stage_deliveries(request, event))
 
     def wants(self, request: HITLRequest, event: str) -> bool:
         # stage() already enqueued one task per delivery; there is nothing left to notify.

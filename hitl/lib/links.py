@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.urls import reverse
 
 from hitl.lib import signing
 
-if TYPE_CHECKING:
-    from hitl.models import HITLRequest
+
+class HITLRequest(Protocol):
+    """What links need of a request (hitl.models.HITLRequest); lib/ imports no app."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def timeout_seconds(self) -> int | None: ...
+    @property
+    def link_ttl_seconds(self) -> int | None: ...
+    @property
+    def assigned_to_email(self) -> str: ...
+
 
 CALLBACK_PURPOSE = "callback"
 

@@ -9,7 +9,7 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from hitl.lib import review
+from hitl.views import context as review
 
 register = template.Library()
 

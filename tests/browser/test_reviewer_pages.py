@@ -14,10 +14,10 @@ from django.utils import timezone
 from hitl import services
 from hitl.lib import signing
 from hitl.lib.links import MAGIC_PURPOSE
-from hitl.lib.magic import encode_email
 from hitl.models import HITLRequest, Resolution, Status
-from tests.base import OUTSIDE_EMAILER, World, build_world
+from hitl.views.link_session import encode_email
 from tests.browser.conftest import DESKTOP, PHONE, Pages, screenshot, sign_in
+from tests.support.base import OUTSIDE_EMAILER, World, build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

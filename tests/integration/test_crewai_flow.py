@@ -13,8 +13,8 @@ from django.core import mail
 from django.test import Client
 
 from hitl.models import HITLRequest
-from tests.base import build_world
-from tests.hitl import esp_payloads as esp
+from tests.support import esp_payloads as esp
+from tests.support.base import build_world
 
 CREWAI_PYTHON = os.environ.get("CREWAI_PYTHON", "")
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,9 +3,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Deployment
-from hitl.errors import InvalidInput
+from hitl.channels.webhook_outbox import create_webhook
+from hitl.lib.errors import InvalidInput
 from hitl.models import WebhookEvent
-from hitl.webhooks import create_webhook
 
 
 class Command(BaseCommand):

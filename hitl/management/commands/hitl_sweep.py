@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from hitl.sweeper import sweep
+from hitl.services.sweep import sweep
 
 
 class Command(BaseCommand):

@@ -21,8 +21,8 @@ from django.utils import timezone
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
-from hitl.lib.results import build_result
 from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, Source, Status
+from hitl.results import build_result
 
 DEMO_ORG = "Demo Org"
 DEMO_DEPLOYMENT = "Content Review"

@@ -8,7 +8,7 @@ from typing import Any
 from anymail.inbound import AnymailInboundMessage
 from django.core.management.base import BaseCommand
 
-from hitl.inbound import process_inbound_email
+from hitl.inbound.email import process_inbound_email
 
 
 class Command(BaseCommand):

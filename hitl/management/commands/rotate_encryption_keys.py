@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hitl.encryption import rotate_encryption_keys
 from hitl.lib.crypto import DecryptionError
+from hitl.services.keys import rotate_encryption_keys
 
 
 class Command(BaseCommand):

@@ -1,0 +1,8 @@
+from django.urls import include, path
+
+from .views import baseline
+
+urlpatterns = [
+    path("tests/bench/baseline/", baseline, name="bench-baseline"),
+    path("", include("hitl.urls")),
+]

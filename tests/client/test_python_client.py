@@ -1,0 +1,61 @@
+"""The Python client against a live server (real HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from hitl.client import HitlApiError, HitlClient, HitlTimeout, verify_signature
+from tests.support.base import build_world
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class TestClient:
+    def test_create_wait_answer_and_errors(self, live_server) -> None:
+        world = build_world()
+        with HitlClient(live_server.url, world.key) as client:
+            created = client.create_request("Ship it?", emit_options=["approved", "rejected"], content="# v2")
+            assert created["status"] == "pending"
+            with pytest.raises(HitlTimeout):
+                client.wait_for_result(created["id"], timeout=1)
+
+            def answer_soon() -> None:
+                time.sleep(0.5)
+                HitlClient(live_server.url, world.key).respond(created["id"], outcome="approved", feedback="go")
+
+            thread = threading.Thread(target=answer_soon)
+            thread.start()
+            result = client.wait_for_result(created["id"], timeout=20, poll=10)
+            thread.join()
+            assert (result["status"], result["outcome"], result["feedback"]) == ("responded", "approved", "go")
+            with pytest.raises(HitlApiError) as conflict:
+                client.respond(created["id"], outcome="rejected")
+            assert (conflict.value.status, conflict.value.code) == (409, "not_pending")
+            with pytest.raises(HitlApiError) as invalid:
+                client.create_request("", emit_options=[])
+            assert invalid.value.code == "invalid" and "emit_options" in invalid.value.body["errors"]
+
+    def test_it_imports_without_django(self) -> None:
+        code = "import sys; import hitl.client; assert 'django' not in sys.modules; print('ok')"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "ok"
+
+
+class TestVerifySignature:
+    def test_it_accepts_our_signature_and_refuses_changes(self) -> None:
+        body, timestamp = '{"event":"new_request"}', str(int(time.time()))
+        digest = hmac.new(b"s3cret", f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+        headers = {"X-Signature": f"sha256={digest}", "X-Timestamp": timestamp}
+        assert verify_signature("s3cret", body, headers)
+        assert not verify_signature("s3cret", body + " ", headers)
+        assert not verify_signature("other", body, headers)
+        old = str(int(time.time()) - 3600)
+        stale = hmac.new(b"s3cret", f"{old}.{body}".encode(), hashlib.sha256).hexdigest()
+        assert not verify_signature("s3cret", body, {"X-Signature": f"sha256={stale}", "X-Timestamp": old})

@@ -1,0 +1,99 @@
+"""The hot paths of issue 8's throughput bench (bench/throughput.py) stay lean: creating and answering a
+request through the API and the callback URL take a pinned number of queries, and the hand-rolled
+fast path of RequestSerializer renders exactly what DRF's generic one does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework import serializers
+
+from hitl.api.serializers import RequestSerializer
+from hitl.models import HITLRequest
+from tests.support.base import World
+
+pytestmark = pytest.mark.django_db
+
+# PostgreSQL counts the chain lock (`pg_advisory_xact_lock`) as one more query than SQLite; savepoints
+# (the test runs inside a transaction) count too. Raise these only with a reason.
+CREATE_QUERIES = 11
+RESPOND_QUERIES = 12  # 11 on SQLite; PostgreSQL adds the chain lock as a statement of its own
+CALLBACK_QUERIES = 10
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Tasks are recorded, not run inline: the counts are the web request's own."""
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr("hitl.channels.announce.enqueue", lambda *args: calls.append(args))
+    return calls
+
+
+class TestQueryCounts:
+    def test_it_creates_a_request_in_few_queries(
+        self, world: World, enqueued: list[tuple[Any, ...]], django_assert_max_num_queries: Any
+    ) -> None:
+        client = world.client_for("key")
+        body = {"message": "Please review", "emit_options": ["approved", "rejected"], "method_name": "review_x"}
+        client.post("/api/v1/requests/", body, format="json")  # warm-up (last_used_at is written once a minute)
+        with django_assert_max_num_queries(CREATE_QUERIES):
+            response = client.post("/api/v1/requests/", body, format="json")
+        assert response.status_code == 201, response.content
+        assert ("hitl.tasks.notify_channel", "hitl.channels.email.EmailChannel", response.json()["id"]) == (
+            enqueued[-1][:3]
+        )
+
+    def test_it_answers_through_the_api_in_few_queries(
+        self, world: World, enqueued: list[tuple[Any, ...]], django_assert_max_num_queries: Any
+    ) -> None:
+        created = world.create()
+        client = world.client_for("key")
+        with django_assert_max_num_queries(RESPOND_QUERIES):
+            response = client.post(f"/api/v1/requests/{created['id']}/respond/", {"outcome": "approved"}, format="json")
+        assert response.status_code == 200, response.content
+        assert HITLRequest.objects.get(pk=created["id"]).status == "responded"
+
+    def test_it_answers_through_the_callback_url_in_few_queries(
+        self, world: World, enqueued: list[tuple[Any, ...]], django_assert_max_num_queries: Any
+    ) -> None:
+        created = world.create()
+        path = created["callback_url"].split("://", 1)[1].split("/", 1)[1]
+        with django_assert_max_num_queries(CALLBACK_QUERIES):
+            response = world.client_for("anonymous").post(
+                f"/{path}", {"feedback": "approved", "source": "bench"}, format="json"
+            )
+        assert response.status_code == 200, response.content
+        assert response.json()["outcome"] == "approved"
+
+
+class TestRequestSerializerFastPath:
+    def test_it_renders_what_the_generic_serializer_renders(self, world: World) -> None:
+        world.create(method_name="review_x", content="# Draft", state={"a": {"b": 1}}, metadata={"m": [1, 2]})
+        client = world.client_for("key")
+        for body in (
+            {"mode": "approval", "timeout": 60, "default_outcome": "approved", "link_ttl": 120},
+            {
+                "mode": "choices",
+                "options": [{"title": "One"}, {"title": "Two"}],
+                "label_path": "title",
+                "multiple": True,
+                "assign_to": "Someone@Example.com",
+            },
+            {"mode": "text", "editable": True, "flow_id": "run-1", "flow_name": "pipeline"},
+        ):
+            response = client.post("/api/v1/requests/", {"message": "Please review", **body}, format="json")
+            assert response.status_code == 201, response.content
+        answered = world.create()
+        world.client_for("key").post(f"/api/v1/requests/{answered['id']}/respond/", {"outcome": "rejected"})
+        requests = list(HITLRequest.objects.select_related("resolution"))
+        assert len(requests) == 5
+        for request in requests:
+            fast = RequestSerializer(request).data
+            generic = serializers.ModelSerializer.to_representation(RequestSerializer(request), request)
+            assert fast == generic
+            assert list(fast) == list(generic)
+        listed = world.client_for("key").get("/api/v1/requests/").json()["results"]
+        assert {r["id"]: r for r in listed} == {
+            str(r.pk): serializers.ModelSerializer.to_representation(RequestSerializer(r), r) for r in requests
+        }
