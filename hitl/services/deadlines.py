@@ -10,11 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import EventType
+from audit.services import record_event
+from hitl.channels.announce import announce
+from hitl.channels.base import Event
 from hitl.lib.addresses import clean_email
+from hitl.models import AssignmentStep, HITLRequest, Source, Status
+from hitl.services.assign import _reassign
 
 if TYPE_CHECKING:
     from accounts.models import Deployment
-    from hitl.models import HITLRequest, RoutingRule
+    from hitl.models import RoutingRule
 
 
 @dataclass(frozen=True)
@@ -63,24 +72,73 @@ def next_in_chain(chain: tuple[str, ...], level: int, current: str) -> tuple[str
     return None, level
 
 
-@dataclass(frozen=True)
-class TimeoutResolution:
-    """How a request whose deadline passed resolves (SPEC §5): `default` with a default outcome →
-    auto_responded with that outcome; otherwise (`fail`, `continue`, or no default outcome) → timed_out,
-    and the flow decides from the result's metadata."""
+@transaction.atomic
+def mark_overdue(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Flag a pending request whose SLA due time has passed (once)."""
+    now = now or timezone.now()
+    won = HITLRequest.objects.filter(pk=request_id, status=Status.PENDING, overdue=False, sla_due_at__lte=now).update(
+        overdue=True, updated_at=now
+    )
+    if won:
+        request = HITLRequest.objects.get(pk=request_id)
+        record_event(
+            EventType.REQUEST_OVERDUE,
+            actor="system",
+            source=Source.AUTO,
+            target=request,
+            data={"sla_due_at": request.sla_due_at, "assigned_to_email": request.assigned_to_email},
+        )
+    return bool(won)
 
-    status: str
-    event: str
-    outcome: str | None
-    metadata: dict[str, Any]
+
+@transaction.atomic
+def remind_assignee(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Ask the channels to remind the assignee of a pending request (once: the due time is cleared
+    by the same compare-and-set that claims the reminder)."""
+    now = now or timezone.now()
+    won = HITLRequest.objects.filter(pk=request_id, status=Status.PENDING, reminder_due_at__lte=now).update(
+        reminder_due_at=None, reminder_sent_at=now, updated_at=now
+    )
+    if not won:
+        return False
+    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    record_event(
+        EventType.NOTIFICATION_SENT,
+        actor="system",
+        source=Source.AUTO,
+        target=request,
+        data={"action": "reminder_requested", "to": request.assigned_to_email},
+    )
+    announce(request, Event.REMINDER)
+    return True
 
 
-def timeout_resolution(request: HITLRequest) -> TimeoutResolution:
-    from audit.models import EventType
-    from hitl.models import OnTimeout, Status
-
-    if request.on_timeout == OnTimeout.DEFAULT and request.default_outcome:
-        return TimeoutResolution(Status.AUTO_RESPONDED, EventType.AUTO_RESPONDED, request.default_outcome, {})
-    return TimeoutResolution(
-        Status.TIMED_OUT, EventType.TIMED_OUT, None, {"timed_out": True, "on_timeout": request.on_timeout}
+@transaction.atomic
+def escalate_request(request_id: Any, *, now: datetime | None = None) -> bool:
+    """Take the next step of the escalation chain if it is due: reassign to the chain's next email
+    (audited and announced like a manager's reassignment) and set when the step after it is due.
+    Each step happens once: the compare-and-set includes the step's level and due time."""
+    now = now or timezone.now()
+    request = HITLRequest.objects.select_related("deployment", "assigned_rule").get(pk=request_id)
+    if not request.is_pending or request.escalation_due_at is None or request.escalation_due_at > now:
+        return False
+    config = follow_up(request.deployment, request.assigned_rule)
+    email, level = next_in_chain(config.chain, request.escalation_level, request.assigned_to_email)
+    guard = {"escalation_level": request.escalation_level, "escalation_due_at": request.escalation_due_at}
+    updates = {"escalation_level": level, "escalation_due_at": config.escalation_due(now, level)}
+    if email is None:
+        # The chain is used up (or was emptied meanwhile): stop escalating this request.
+        HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **guard).update(
+            escalation_level=level, escalation_due_at=None
+        )
+        return False
+    return _reassign(
+        request,
+        new_email=email,
+        actor="system",
+        source=Source.AUTO,
+        step=AssignmentStep.ESCALATED,
+        data={"reason": "escalation", "level": level},
+        guard=guard,
+        updates=updates,
     )

@@ -20,8 +20,9 @@ from hitl import services
 from hitl.lib.errors import NotPending
 from hitl.models import HITLRequest, Resolution, RoutingRule
 from hitl.schedules import SWEEP_FUNC, SWEEP_NAME, ensure_schedules
+from hitl.services import assign, deadlines, resolve
 from hitl.services import sweep as sweeper
-from hitl.services.deadlines import timeout_resolution
+from hitl.services.resolve import timeout_resolution
 from hitl.services.sweep import sweep
 from tests.support.base import World
 
@@ -132,7 +133,8 @@ class TestSla:
 class TestReminders:
     def test_it_reminds_the_assignee_once(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         announced: list[tuple[str, str]] = []
-        monkeypatch.setattr(services, "announce", lambda request, event: announced.append((str(request.pk), event)))
+        for module in (deadlines, assign):  # remind_assignee announces; so does an escalation's reassignment
+            monkeypatch.setattr(module, "announce", lambda request, event: announced.append((str(request.pk), event)))
         world.deployment.reminder_after_minutes = 30
         world.deployment.save()
         rid = world.create(assign_to="alice@example.com")["id"]
@@ -188,7 +190,8 @@ class TestEscalation:
 
     def test_it_walks_the_chain_one_step_per_interval(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         announced: list[tuple[str, str]] = []
-        monkeypatch.setattr(services, "announce", lambda request, event: announced.append((str(request.pk), event)))
+        for module in (deadlines, assign):  # remind_assignee announces; so does an escalation's reassignment
+            monkeypatch.setattr(module, "announce", lambda request, event: announced.append((str(request.pk), event)))
         self.setup_chain(world, ["lead@example.com", "head@example.com"])
         rid = world.create(assign_to="alice@example.com")["id"]
         start = HITLRequest.objects.get(pk=rid).created_at
@@ -290,8 +293,7 @@ class TestSchedule:
             return real(request)
 
         # The chunk of both fails together, then each is tried alone through the service.
-        monkeypatch.setattr(sweeper, "timeout_resolution", flaky)
-        monkeypatch.setattr(services, "timeout_resolution", flaky)
+        monkeypatch.setattr(resolve, "timeout_resolution", flaky)
         assert sweep(now=later(second, 5)).expired == 1
         assert HITLRequest.objects.get(pk=second).status == "auto_responded"
         assert HITLRequest.objects.get(pk=first).status == "pending"

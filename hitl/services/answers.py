@@ -1,0 +1,137 @@
+"""Reading an answer: what a channel passed in (`Answer`), checked against the request's mode and turned
+into the result's answer fields. Nothing here writes; `resolve.respond_to_request` records it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
+from hitl.lib.errors import InvalidAnswer
+from hitl.models import HITLRequest, Mode
+
+MAX_FEEDBACK = 50_000
+
+
+@dataclass
+class Answer:
+    """An answer as a channel read it. Every field optional; `interpret_answer` decides."""
+
+    outcome: str | None = None
+    feedback: str = ""
+    choice_id: str | list[str] | None = None
+    text: str = ""
+    edited_output: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _pick_choices(request: HITLRequest, answer: Answer) -> list[dict[str, Any]]:
+    wanted = answer.choice_id
+    if wanted is None or wanted == "" or wanted == []:
+        first_line = (answer.feedback or answer.text or "").strip().splitlines()
+        wanted = first_line[0] if first_line else None
+    if wanted is None:
+        raise InvalidAnswer(
+            "Pick one of the options.", code="choice_required", extra={"options": _option_list(request)}
+        )
+    if isinstance(wanted, str):
+        wanted = [part for part in (p.strip() for p in wanted.split(",")) if part] if request.multiple else [wanted]
+    if not isinstance(wanted, list) or not all(isinstance(w, str | int) for w in wanted):
+        raise InvalidAnswer("choice_id must be an option id or a list of them.", code="invalid_choice")
+    if len(wanted) > 1 and not request.multiple:
+        raise InvalidAnswer("This request takes exactly one choice.", code="invalid_choice")
+    chosen: list[dict[str, Any]] = []
+    for item in wanted:
+        option = _find_option(request.options, str(item))
+        if option is None:
+            raise InvalidAnswer(
+                f"'{item}' is not one of the options.", code="invalid_choice", extra={"options": _option_list(request)}
+            )
+        if option not in chosen:
+            chosen.append(option)
+    return chosen
+
+
+def _find_option(options: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """By id (option_2), number (2 or #2), label or value, case- and punctuation-insensitively."""
+    key = key.strip()
+    number = key.lstrip("#").rstrip(".):")
+    if number.isdigit() and 1 <= int(number) <= len(options):
+        return options[int(number) - 1]
+    wanted = normalize(key)
+    for option in options:
+        if (
+            option["id"] == key
+            or normalize(str(option["label"])) == wanted
+            or normalize(str(option["value"])) == wanted
+        ):
+            return option
+    return None
+
+
+def _option_list(request: HITLRequest) -> list[str]:
+    if request.mode == Mode.CHOICES:
+        return [f"{i}. {o['label']}" for i, o in enumerate(request.options, start=1)]
+    return request.option_names()
+
+
+def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
+    """Validate an answer against the request's mode; return the result's answer fields.
+
+    Raises InvalidAnswer (nothing is recorded against the request) when it does not fit.
+    """
+    feedback = (answer.feedback or "").strip()
+    if len(feedback) > MAX_FEEDBACK or len(answer.text or "") > MAX_FEEDBACK:
+        raise InvalidAnswer(f"Feedback is limited to {MAX_FEEDBACK} characters.", code="too_long")
+    if answer.edited_output is not None:
+        if not request.editable:
+            raise InvalidAnswer("This request does not allow editing its content.", code="not_editable")
+        if not isinstance(answer.edited_output, str) or len(answer.edited_output) > 500_000:
+            raise InvalidAnswer("edited_output must be text of at most 500,000 characters.", code="invalid")
+    fields: dict[str, Any] = {"outcome": None, "feedback": feedback, "text": "", "choices": []}
+
+    if request.mode == Mode.EMIT:
+        if answer.outcome:
+            outcome = match_option(answer.outcome, request.emit_options)
+            if outcome is None:
+                raise InvalidAnswer(
+                    f"'{answer.outcome}' is not an option; choose one of: {', '.join(request.emit_options)}.",
+                    code="invalid_outcome",
+                    extra={"options": request.emit_options},
+                )
+            fields["outcome"] = outcome
+        else:
+            parsed = parse_emit(feedback, request.emit_options)
+            fields.update(outcome=parsed.outcome, feedback=parsed.feedback)
+            if parsed.outcome is None and not feedback:
+                raise InvalidAnswer(
+                    f"Empty answer; choose one of: {', '.join(request.emit_options)}, or write feedback.",
+                    code="empty_answer",
+                    extra={"options": request.emit_options},
+                )
+    elif request.mode == Mode.APPROVAL:
+        if answer.outcome:
+            outcome = approval_outcome(answer.outcome)
+        else:
+            parsed = parse_approval(feedback)
+            outcome = parsed.outcome
+            if outcome:
+                fields["feedback"] = parsed.feedback
+        if outcome is None:
+            raise InvalidAnswer(
+                "Approve or reject: answer 'approved' or 'rejected'.",
+                code="invalid_outcome",
+                extra={"options": ["approved", "rejected"]},
+            )
+        fields["outcome"] = outcome
+    elif request.mode == Mode.CHOICES:
+        fields["choices"] = _pick_choices(request, answer)
+        if answer.choice_id in (None, "", []):
+            # The choice was read from the first line of the feedback; the rest is the comment.
+            fields["feedback"] = "\n".join(feedback.splitlines()[1:]).strip()
+    elif request.mode == Mode.TEXT:
+        typed = (answer.text or "").strip() or feedback
+        if not typed:
+            raise InvalidAnswer("This request needs a typed answer.", code="text_required")
+        fields.update(text=typed, feedback=feedback or typed)
+    return fields

@@ -1,0 +1,98 @@
+"""Changing who a pending request is assigned to: a manager's reassignment, the assignee's delegation,
+and (through `_reassign`) the escalation chain's steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import EventType
+from audit.services import record_event
+from hitl.channels.announce import announce
+from hitl.channels.base import Event
+from hitl.lib.addresses import clean_email
+from hitl.lib.errors import InvalidInput, NotAllowed
+from hitl.models import AssignmentStep, HITLRequest, Source, Status
+from hitl.services.resolve import _refuse
+
+
+@transaction.atomic
+def reassign_request(
+    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.API
+) -> HITLRequest:
+    new_email = clean_email(email)
+    if not new_email:
+        raise InvalidInput({"email": ["Must be a valid email address."]})
+    request = HITLRequest.objects.select_for_update().get(pk=request_id)
+    if not request.is_pending or not _reassign(
+        request, new_email=new_email, actor=actor, source=source, step=AssignmentStep.REASSIGNED, data={"note": note}
+    ):
+        _refuse(request, actor=actor, source=source, reason="not_pending")
+    return request
+
+
+@transaction.atomic
+def delegate_request(
+    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.DASHBOARD
+) -> HITLRequest:
+    """The assignee hands a pending request over to someone else (beyond the seeds, SPEC §12).
+
+    `actor` must be the current assignee's email; the compare-and-set includes it, so a delegation
+    racing a manager's reassignment cannot take the request back from its new assignee.
+    """
+    new_email = clean_email(email)
+    if not new_email:
+        raise InvalidInput({"email": ["Must be a valid email address."]})
+    request = HITLRequest.objects.select_for_update().get(pk=request_id)
+    if not request.is_pending:
+        _refuse(request, actor=actor, source=source, reason="not_pending")
+    current = request.assigned_to_email.lower()
+    if actor.lower() != current:
+        raise NotAllowed("Only the assignee can delegate this request.", code="not_assignee")
+    if new_email == current:
+        raise InvalidInput({"email": ["The request is already assigned to this address."]})
+    if not _reassign(
+        request,
+        new_email=new_email,
+        actor=actor,
+        source=source,
+        step=AssignmentStep.DELEGATED,
+        data={"note": note, "delegated": True},
+        guard={"assigned_to_email": request.assigned_to_email},
+    ):
+        raise NotAllowed("The request was reassigned meanwhile.", code="not_assignee")
+    return request
+
+
+def _reassign(
+    request: HITLRequest,
+    *,
+    new_email: str,
+    actor: str,
+    source: str,
+    step: str,
+    data: dict[str, Any],
+    guard: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+) -> bool:
+    """The one reassignment write, for managers and for escalation: a compare-and-set on `pending`
+    (plus `guard`), the audit event, and the REASSIGNED announcement. False if the set lost."""
+    previous = request.assigned_to_email
+    new_email = new_email.strip().lower()
+    won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **(guard or {})).update(
+        assigned_to_email=new_email, assignment_step=step, updated_at=timezone.now(), **(updates or {})
+    )
+    if not won:
+        return False
+    request.refresh_from_db()
+    record_event(
+        EventType.REQUEST_REASSIGNED,
+        actor=actor,
+        source=source,
+        target=request,
+        data={"from": previous, "to": new_email, **data},
+    )
+    announce(request, Event.REASSIGNED)
+    return True

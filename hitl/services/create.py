@@ -1,0 +1,115 @@
+"""Creating a request: validate the §2 fields, route, apply the deployment's deadlines, save, audit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Deployment
+from audit.models import EventType
+from audit.services import record_events
+from hitl.channels.announce import announce
+from hitl.channels.base import Event
+from hitl.lib.errors import InvalidInput
+from hitl.models import HITLRequest, Mode, Source
+from hitl.routing.assign import choose_assignee
+from hitl.services.deadlines import follow_up
+from hitl.services.request_input import validate_request_input
+
+
+@transaction.atomic
+def create_request(
+    deployment: Deployment, data: dict[str, Any], *, actor: str, source: str = Source.API
+) -> HITLRequest:
+    """Validate the §2 fields, route, apply the deployment's timeout settings, save, audit."""
+    clean = validate_request_input(data)
+    now = timezone.now()
+
+    timeout = clean.timeout
+    default_outcome = clean.default_outcome
+    if timeout is None and deployment.auto_response_enabled and deployment.auto_response_timeout_minutes:
+        timeout = deployment.auto_response_timeout_minutes * 60
+        if not default_outcome and clean.mode in (Mode.EMIT, Mode.APPROVAL):
+            default_outcome = deployment.auto_response_default_outcome
+            allowed = clean.emit_options if clean.mode == Mode.EMIT else ["approved", "rejected"]
+            if default_outcome and default_outcome not in allowed:
+                raise InvalidInput(
+                    {
+                        "default_outcome": [
+                            f"The deployment's auto-response outcome '{default_outcome}' is not one of this "
+                            f"request's options ({', '.join(allowed)}); pass default_outcome or fix the "
+                            "deployment's settings."
+                        ]
+                    },
+                    code="invalid_default_outcome",
+                )
+
+    rules = list(deployment.routing_rules.filter(enabled=True).order_by("priority", "id"))
+    assignment = choose_assignee(
+        rules,
+        creator_email=deployment.creator_email,
+        method_name=clean.method_name,
+        flow_name=clean.flow_name,
+        state=clean.state,
+        explicit=clean.assign_to or None,
+    )
+    follow = follow_up(deployment, assignment.rule)
+    request = HITLRequest.objects.create(
+        deployment=deployment,
+        created_at=now,
+        flow_id=clean.flow_id,
+        flow_name=clean.flow_name,
+        method_name=clean.method_name,
+        message=clean.message,
+        content=clean.content,
+        mode=clean.mode,
+        emit_options=clean.emit_options,
+        options=clean.options,
+        multiple=clean.multiple,
+        state=clean.state,
+        metadata=clean.metadata,
+        channel=clean.channel,
+        timeout_seconds=timeout,
+        default_outcome=default_outcome,
+        on_timeout=clean.on_timeout,
+        link_ttl_seconds=clean.link_ttl or deployment.link_ttl_seconds,
+        editable=clean.editable,
+        requested_assignee=clean.assign_to,
+        assigned_to_email=assignment.email,
+        assigned_rule=assignment.rule,
+        assigned_rule_name=assignment.rule.name if assignment.rule else "",
+        assignment_step=assignment.step,
+        due_at=now + timedelta(seconds=timeout) if timeout else None,
+        sla_due_at=(now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None),
+        reminder_due_at=follow.reminder_due(now),
+        escalation_due_at=follow.escalation_due(now, level=0),
+    )
+    # Stage the outbox first: the audit append takes the chain's lock, held to COMMIT, so it comes last.
+    announce(request, Event.NEW_REQUEST)
+    record_events(  # one append to the chain for both
+        [
+            {
+                "event_type": EventType.REQUEST_CREATED,
+                "actor": actor,
+                "source": source,
+                "target": request,
+                "data": {"method_name": request.method_name, "flow_id": request.flow_id, "mode": request.mode},
+            },
+            {
+                "event_type": EventType.REQUEST_ASSIGNED,
+                "actor": "system",
+                "source": source,
+                "target": request,
+                "data": {
+                    "assigned_to_email": request.assigned_to_email,
+                    "step": request.assignment_step,
+                    "rule_id": assignment.rule.pk if assignment.rule else None,
+                    "rule_name": request.assigned_rule_name,
+                },
+            },
+        ]
+    )
+    return request
