@@ -258,67 +258,6 @@ class TelegramChannel(Channel):
             )
 
 
-# --- inbound (the webhook) -------------------------------------------------------------------------
-
-
-def _reply(callback_id: str, text: str) -> dict[str, Any]:
-    """Answering the webhook with a method call: Telegram shows `text` to whoever pressed."""
-    return {"method": "answerCallbackQuery", "callback_query_id": callback_id, "text": text[:200]}
-
-
-def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, Any]:
-    """Turn a button press into an answer through `respond_to_request`, with source "telegram".
-
-    Authentic updates we do not act on (messages, presses on stale or foreign buttons) get an empty
-    reply or a polite toast; nothing here raises for bad input.
-    """
-    from hitl import services
-    from hitl.lib.errors import HitlError, NotPending
-    from hitl.models import HITLRequest, Source
-
-    query = update.get("callback_query")
-    if not isinstance(query, dict):
-        return {}
-    callback_id = str(query.get("id", ""))
-    parsed = parse_button(str(query.get("data", "")))
-    request = None
-    if parsed is not None:
-        request = (
-            HITLRequest.objects.select_related("deployment", "assigned_rule")
-            .filter(pk=parsed[0], deployment=deployment)
-            .first()
-        )
-    if parsed is None or request is None:
-        return _reply(callback_id, "This button is not valid any more.")
-    sender = query.get("from") or {}
-    username = sender.get("username")
-    responder = f"telegram:@{username}" if username else f"telegram:{sender.get('id', 'unknown')}"
-    chat_id = str(((query.get("message") or {}).get("chat") or {}).get("id", ""))
-    target = target_for(request)
-    allowed_chat = target.chat_id if target else ""
-    if not allowed_chat or chat_id != allowed_chat:
-        record_event(
-            EventType.RESPONSE_REFUSED,
-            actor=responder,
-            source=Source.TELEGRAM,
-            target=request,
-            data={"reason": "wrong_chat", "chat_id": chat_id},
-        )
-        return _reply(callback_id, "Answers to this request are not accepted from this chat.")
-    choices = options(request)
-    if parsed[1] >= len(choices):
-        return _reply(callback_id, "This button is not valid any more.")
-    label, value = choices[parsed[1]]
-    answer = services.Answer(choice_id=value) if request.mode == "choices" else services.Answer(outcome=value)
-    try:
-        services.respond_to_request(request.pk, answer, responder=responder, source=Source.TELEGRAM)
-    except NotPending as exc:
-        return _reply(callback_id, exc.detail)
-    except HitlError as exc:
-        return _reply(callback_id, f"Not recorded: {exc.detail}")
-    return _reply(callback_id, f"Recorded: {label}. Thank you!")
-
-
 def register_webhook(deployment: Deployment) -> str:
     """setWebhook for the deployment's bot (and every rule's own bot) → our endpoint, with the secret."""
     from hitl.models import RoutingRule

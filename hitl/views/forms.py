@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -93,29 +92,3 @@ class CancelForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=1000, widget=forms.TextInput(attrs={"placeholder": "Reason (optional)"})
     )
-
-
-class RuleTestForm(forms.Form):
-    """The admin's "test this rule" helper: which rule and email would a sample request get?"""
-
-    deployment = forms.ModelChoiceField(queryset=Deployment.objects.order_by("name"))
-    method_name = forms.CharField(max_length=200, required=False, help_text="e.g. approve_payment")
-    flow_name = forms.CharField(max_length=200, required=False)
-    state = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "placeholder": '{"amount": 12000}'}),
-        help_text="The flow state as a JSON object.",
-    )
-    assign_to = forms.EmailField(required=False, help_text="An explicit assign_to (overrides every rule).")
-
-    def clean_state(self) -> dict[str, Any]:
-        raw = (self.cleaned_data.get("state") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("The state must be a JSON object.")
-        return value

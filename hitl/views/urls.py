@@ -3,22 +3,23 @@
 
 from django.urls import path
 
-from hitl import views
+from hitl.inbound import telegram
+from hitl.views import inbox, magic, review
 
 app_name = "hitl"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("inbox/", views.inbox, name="inbox"),
-    path("requests/<uuid:request_id>/", views.review_page, name="review"),
-    path("requests/<uuid:request_id>/answer/", views.answer, name="answer"),
-    path("requests/<uuid:request_id>/reassign/", views.reassign, name="reassign"),
-    path("requests/<uuid:request_id>/cancel/", views.cancel, name="cancel"),
-    path("requests/<uuid:request_id>/resend/", views.resend, name="resend"),
-    path("requests/<uuid:request_id>/delegate/", views.delegate, name="delegate"),
-    path("r/done/", views.done, name="done"),
-    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/", views.magic_link, name="magic-link"),
-    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/fresh/", views.magic_fresh, name="magic-fresh"),
-    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/delegate/", views.magic_delegate, name="magic-delegate"),
-    path("telegram/<int:deployment_id>/webhook/", views.telegram_webhook, name="telegram-webhook"),
+    path("", review.home, name="home"),
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("requests/<uuid:request_id>/", review.review_page, name="review"),
+    path("requests/<uuid:request_id>/answer/", review.answer, name="answer"),
+    path("requests/<uuid:request_id>/reassign/", review.reassign, name="reassign"),
+    path("requests/<uuid:request_id>/cancel/", review.cancel, name="cancel"),
+    path("requests/<uuid:request_id>/resend/", review.resend, name="resend"),
+    path("requests/<uuid:request_id>/delegate/", review.delegate, name="delegate"),
+    path("r/done/", review.done, name="done"),
+    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/", magic.magic_link, name="magic-link"),
+    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/fresh/", magic.magic_fresh, name="magic-fresh"),
+    path("r/<uuid:request_id>/<str:email_b64>/<str:token>/delegate/", magic.magic_delegate, name="magic-delegate"),
+    path("telegram/<int:deployment_id>/webhook/", telegram.telegram_webhook, name="telegram-webhook"),
 ]

@@ -76,7 +76,7 @@ class TestInboxAtScale:
     def test_tabs_and_pager_say_more_than_the_cap_rather_than_counting_everything(
         self, world: World, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr("hitl.views.TAB_CAP", 30)
+        monkeypatch.setattr("hitl.views.inbox.TAB_CAP", 30)
         make_requests(world, 40)
         page = manager_client(world).get("/inbox/").content.decode()
         assert re.search(r'Pending <span class="count">30\+</span>', page)
