@@ -17,10 +17,10 @@ def create_deployment(
     name: str,
     creator_email: str,
     organization: str = "Default",
-    flows: list[str] | None = None,
     actor: str = "system",
 ) -> Deployment:
-    """Create a deployment; the creator (the fallback assignee) is found or created by email."""
+    """Create a deployment; the creator (the fallback assignee) is found or created by email. Flows are
+    attached by `flows.services.attach_flows` (accounts imports no app above it)."""
     email = creator_email.strip().lower()
     User = get_user_model()
     creator = User.objects.filter(email__iexact=email).order_by("id").first()
@@ -30,10 +30,6 @@ def create_deployment(
         creator.save(update_fields=["password"])
     org, _ = Organization.objects.get_or_create(name=organization)
     deployment = Deployment.objects.create(organization=org, name=name, creator=creator)
-    if flows:
-        from flows.models import DeploymentFlow
-
-        DeploymentFlow.objects.bulk_create([DeploymentFlow(deployment=deployment, flow_name=f) for f in flows])
     record_event(
         EventType.CONFIG_CHANGED,
         actor=actor,
@@ -44,7 +40,6 @@ def create_deployment(
             "name": name,
             "creator": email,
             "organization": org.name,
-            "flows": flows or [],
         },
     )
     return deployment

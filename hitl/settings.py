@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "accounts",
     "hitl",
     "flows",
+    "hitl.analytics",
 ]
 
 MIDDLEWARE = [

@@ -229,7 +229,7 @@ class TelegramChannel(Channel):
     def close(self, request: HITLRequest) -> None:
         """Take the buttons off every message about a resolved request and say how it ended."""
         from hitl.models import Resolution, TelegramMessage
-        from hitl.views.context import answer_summary
+        from hitl.results import answer_summary
 
         resolution = Resolution.objects.filter(request=request).first()
         if resolution is None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hitl.client import HitlClient, verify_signature
-from hitl.lib.answers import split_leading_option
+from hitl.client.matching import split_leading_option
 
 RESOLVED_EVENTS = {"request_responded", "request_auto_responded", "request_timed_out"}
 
@@ -99,12 +99,12 @@ def _exact_outcome_matching() -> None:
         metadata: dict[str, Any],
     ) -> Any:
         if emit and raw_feedback.strip():
-            parsed = split_leading_option(raw_feedback, list(emit))
-            if parsed.outcome is not None:
+            outcome, feedback = split_leading_option(raw_feedback, list(emit))
+            if outcome is not None:
                 result = HumanFeedbackResult(
                     output=method_output,
-                    feedback=parsed.feedback,
-                    outcome=parsed.outcome,
+                    feedback=feedback,
+                    outcome=outcome,
                     method_name=method_name,
                     metadata=metadata,
                 )

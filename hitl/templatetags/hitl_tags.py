@@ -9,7 +9,7 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from hitl.views import context as review
+from hitl import results
 
 register = template.Library()
 
@@ -36,7 +36,7 @@ def option_class(option: str) -> str:
 
 @register.filter
 def answer_summary(result: dict[str, Any] | None) -> str:
-    return review.answer_summary(result or {})
+    return results.answer_summary(result or {})
 
 
 @register.filter

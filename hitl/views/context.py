@@ -137,16 +137,3 @@ def step_history(request: HITLRequest) -> list[Any]:
     if run is None:
         return []
     return list(run.steps.order_by("seq"))
-
-
-def answer_summary(result: dict[str, Any]) -> str:
-    """One line for what was answered: the outcome, the choice(s) or the start of the text."""
-    if result.get("choices"):
-        return ", ".join(str(c.get("label", "")) for c in result["choices"])
-    choice = result.get("choice") or {}
-    if result.get("response_type") == "choice" and choice.get("label"):
-        return str(choice["label"])
-    if result.get("outcome"):
-        return str(result["outcome"])
-    text = str(result.get("text") or "")
-    return text[:80] + ("…" if len(text) > 80 else "")

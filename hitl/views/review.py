@@ -20,6 +20,7 @@ from hitl import services
 from hitl.lib.errors import HitlError, InvalidAnswer, InvalidInput, NotPending
 from hitl.lib.markdown import render_markdown
 from hitl.models import HITLRequest, Source
+from hitl.results import answer_summary
 from hitl.views import context as review
 from hitl.views.access import is_assignee, load_request, page, reviewer_required
 from hitl.views.forms import AnswerForm, CancelForm, EmailNoteForm
@@ -66,7 +67,7 @@ def review_context(
         "badges": review.deadlines(obj),
         "is_overdue": review.is_overdue(obj),
         "resolution": resolution,
-        "answer_summary": review.answer_summary(resolution.result) if resolution else "",
+        "answer_summary": answer_summary(resolution.result) if resolution else "",
         "form": form or AnswerForm(obj),
         "can_respond": can_respond,
         "can_manage": can_manage,
@@ -107,7 +108,7 @@ def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_p
             messages.error(request, exc.detail)
             return redirect(link_path or reverse("hitl:review", args=[obj.pk]))
         else:
-            summary = review.answer_summary(resolution.result) or "your feedback"
+            summary = answer_summary(resolution.result) or "your feedback"
             messages.success(request, f"Thank you — recorded: {summary}.")
             return redirect("hitl:review", obj.pk)
     context = review_context(request, obj, principal, form=form, link_path=link_path)

@@ -177,10 +177,10 @@ def main() -> None:
     stack.setup_django()
     try:
         from accounts.services import create_deployment
+        from flows.services import attach_flows
 
-        deployment = create_deployment(
-            name="Reply bench", creator_email=ASSIGNEE, flows=["content_approval"], actor="bench"
-        )
+        deployment = create_deployment(name="Reply bench", creator_email=ASSIGNEE, actor="bench")
+        attach_flows(deployment, ["content_approval"], actor="bench")
         stack.start_server()
         stack.start_qcluster()
         seen: set[Path] = set()

@@ -59,3 +59,42 @@ class TestVerifySignature:
         old = str(int(time.time()) - 3600)
         stale = hmac.new(b"s3cret", f"{old}.{body}".encode(), hashlib.sha256).hexdigest()
         assert not verify_signature("s3cret", body, {"X-Signature": f"sha256={stale}", "X-Timestamp": old})
+
+
+class TestMatchingAgreesWithTheServer:
+    """The client's copy of emit matching (it may import nothing from the server) reads answers as the
+    server's `hitl.lib.answers` does."""
+
+    OPTIONS = ["approved", "rejected", "needs_revision", "approved_with_changes"]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Approved!",
+            "approved. Great article!",
+            "needs_revision: tighten the intro",
+            "Needs revision - tighten the intro",
+            "approved with changes, fix typo",
+            "**Rejected**\n\nnot on brand",
+            "I am not sure",
+            "",
+            "  \n approved\nsecond line",
+            "approvedly",
+        ],
+    )
+    def test_it_splits_like_the_server(self, text: str) -> None:
+        from hitl.client.matching import split_leading_option as client_split
+        from hitl.lib.answers import split_leading_option as server_split
+
+        server = server_split(text, self.OPTIONS)
+        assert client_split(text, self.OPTIONS) == (server.outcome, server.feedback)
+
+    def test_the_client_imports_nothing_from_the_server(self) -> None:
+        code = (
+            "import sys, hitl.client, hitl.client.crewai, hitl.client.matching; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'accounts', 'audit', 'flows') "
+            "or (m.startswith('hitl.') and not m.startswith('hitl.client')));"
+            "print(bad); sys.exit(1 if bad else 0)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -10,6 +10,7 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import Deployment
 from accounts.services import create_api_key, create_deployment
+from flows.services import attach_flows
 from hitl.services import add_routing_rule
 
 DEMO_ORG = "Demo Org"
@@ -37,9 +38,9 @@ class Command(BaseCommand):
             name=DEMO_DEPLOYMENT,
             creator_email="creator@example.com",
             organization=DEMO_ORG,
-            flows=["content_approval", "article_picker", "expense_approval"],
             actor="demo",
         )
+        attach_flows(deployment, ["content_approval", "article_picker", "expense_approval"], actor="demo")
         deployment.sla_target_minutes = 60
         deployment.save(update_fields=["sla_target_minutes"])
         add_routing_rule(

@@ -37,6 +37,7 @@ from accounts.models import ApiKey, Deployment
 from accounts.services import create_api_key, create_deployment
 from audit.models import EventType
 from audit.services import record_event
+from flows.models import DeploymentFlow
 from hitl.models import AssignmentStep, HITLRequest, Mode, Resolution, Source, Status
 
 ORG = "Bench Org"
@@ -124,15 +125,12 @@ class Command(BaseCommand):
         User = get_user_model()
         deployments = list(Deployment.objects.filter(organization__name=ORG).order_by("pk"))
         for i in range(len(deployments), count):
-            deployments.append(
-                create_deployment(
-                    name=f"Bench {i + 1}",
-                    creator_email="bench-creator@bench.example",
-                    organization=ORG,
-                    flows=[flow for flow, *_ in FLOWS],
-                    actor="bench_seed",
-                )
+            deployment = create_deployment(
+                name=f"Bench {i + 1}", creator_email="bench-creator@bench.example", organization=ORG, actor="bench_seed"
             )
+            # Not all bench flows are registered ones (support_triage): attached as rows, unchecked.
+            DeploymentFlow.objects.bulk_create([DeploymentFlow(deployment=deployment, flow_name=f) for f, *_ in FLOWS])
+            deployments.append(deployment)
         for username, email, perm in (
             ("bench-manager", "bench-manager@bench.example", MANAGE_PERM),
             ("bench-reviewer", "reviewer0@bench.example", RESPOND_PERM),
