@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flows.engine.human import resume_after_request
+from flows.models import FlowRun
 from hitl.channels.base import Channel, Event
 from hitl.models import HITLRequest
 
@@ -11,11 +13,7 @@ class FlowChannel(Channel):
     events = frozenset(Event.RESOLVED_BY_STATUS.values())
 
     def wants(self, request: HITLRequest, event: str) -> bool:
-        from flows.models import FlowRun
-
         return event in self.events and FlowRun.objects.filter(pending_request_id=request.pk).exists()
 
     def notify(self, request: HITLRequest, event: str) -> None:
-        from flows.engine import resume_after_request
-
         resume_after_request(request.pk)

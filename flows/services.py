@@ -7,7 +7,7 @@ from django.db import transaction
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
-from flows.engine import FlowError
+from flows.errors import FlowError
 from flows.models import DeploymentFlow
 from flows.registry import flow_names
 

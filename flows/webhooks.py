@@ -1,6 +1,6 @@
-"""Kickoff webhooks of a run (taskWebhookUrl, stepWebhookUrl, crewWebhookUrl), signed as in SPEC §6
-with the run's own secret (returned once by the kickoff), sent by a django-q2 task through the one
-egress seam (`hitl.lib.http`: timeouts, no private addresses unless allow-listed)."""
+"""Kickoff webhooks of a run (taskWebhookUrl, stepWebhookUrl, crewWebhookUrl): their payloads, signed as
+in SPEC §6 with the run's own secret (returned once by the kickoff), sent by a django-q2 task through the
+one egress seam (`hitl.lib.http`: timeouts, no private addresses unless allow-listed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from django.db import transaction
 
 from audit.models import EventType
 from audit.services import record_event
+from flows.errors import FlowError
+from flows.models import FlowRun
 from hitl.lib import crypto, http
+from hitl.lib.queue import enqueue, enqueue_in
 from hitl.lib.webhook_signing import signature_headers
 
 logger = logging.getLogger(__name__)
@@ -26,8 +29,6 @@ MAX_ATTEMPTS = 4
 
 def check_urls(urls: dict[str, str]) -> dict[str, str]:
     """Refuse unusable URLs at kickoff/resume (a 400 now beats a silent failure later)."""
-    from flows.engine import FlowError
-
     clean = {key: value for key, value in urls.items() if key in KEYS and value}
     for key, url in clean.items():
         try:
@@ -39,9 +40,6 @@ def check_urls(urls: dict[str, str]) -> dict[str, str]:
 
 def send(run_id: str, key: str, payload: dict[str, Any]) -> None:
     """Schedule one signed POST to the run's `key` URL, if it has one (after the current commit)."""
-    from flows.models import FlowRun
-    from hitl.lib.queue import enqueue
-
     run = FlowRun.objects.filter(pk=run_id).only("webhooks").first()
     if run is None or not (run.webhooks or {}).get(key):
         return
@@ -52,9 +50,6 @@ def send(run_id: str, key: str, payload: dict[str, Any]) -> None:
 
 def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
     """One attempt; retries (same webhook-id) with backoff on timeouts, connection errors, 429, 5xx."""
-    from flows.models import FlowRun
-    from hitl.lib.queue import enqueue_in
-
     run = FlowRun.objects.filter(pk=run_id).first()
     url = (run.webhooks or {}).get(key) if run else None
     if run is None or not url or not run.webhook_secret:
@@ -96,3 +91,31 @@ def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int) -> 
         deployment_id=run.deployment_id,
         data={"kind": key, "url": url, "status": status, "error": error, "attempts": attempt, "webhook_id": message_id},
     )
+
+
+def notify_task_webhook(run_id: str, task_id: str, output: Any) -> None:
+    send(
+        run_id,
+        "taskWebhookUrl",
+        {"execution_id": run_id, "task_id": task_id, "output": output, "status": "pending_human_input"},
+    )
+
+
+def notify_step_webhook(run_id: str, method: str, output: Any) -> None:
+    send(run_id, "stepWebhookUrl", {"execution_id": run_id, "step": method, "status": "completed", "output": output})
+
+
+def notify_crew_webhook(run_id: str) -> None:
+    run = FlowRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        send(
+            run_id,
+            "crewWebhookUrl",
+            {
+                "execution_id": run_id,
+                "status": run.status,
+                "state": run.state,
+                "outcome": run.outcome,
+                "error": run.error,
+            },
+        )

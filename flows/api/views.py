@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.lib.access import deployment_scope, principal_label
 from accounts.models import Deployment
-from flows import engine
+from flows.engine import crew, runs
 from flows.models import FlowRun
 from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import callback_url
@@ -117,7 +117,7 @@ class KickoffView(APIView):
         body = KickoffSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        run = engine.kickoff(
+        run = runs.kickoff(
             deployment,
             flow=data["flow"] or None,
             inputs=data["inputs"],
@@ -143,7 +143,7 @@ class ResumeView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         run = get_object_or_404(FlowRun, pk=data["execution_id"], deployment=deployment)
-        run = engine.resume_task(
+        run = crew.resume_task(
             run,
             task_id=data["task_id"],
             feedback=data["human_feedback"],

@@ -82,7 +82,7 @@ def post_reply(base_url: str, to: str) -> tuple[int, float]:
 
 def one_round(stack: Stack, deployment: Any, seen: set[Path]) -> dict[str, float]:
     from audit.models import AuditEvent, EventType
-    from flows.engine import kickoff
+    from flows.engine.runs import kickoff
     from flows.models import FlowRun, FlowStep, RunStatus
     from hitl.models import Resolution
 

@@ -1,6 +1,7 @@
 """Page and endpoint timings with a million requests in the database (issue 8).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_scale DJANGO_SETTINGS_MODULE=tests.bench.settings .venv/bin/python manage.py bench_seed
+    export DJANGO_SETTINGS_MODULE=tests.bench.settings
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_scale .venv/bin/python manage.py bench_seed
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_scale .venv/bin/python tests/bench/scale.py --markdown
 
 Each case is one real URL (inbox page, list endpoint, analytics page and API) fetched through Django's

@@ -24,7 +24,7 @@ import pytest
 from django.utils import timezone
 
 from audit.services import verify_chain
-from flows import engine
+from flows.engine import runs
 from flows.models import DeploymentFlow, FlowRun, FlowStep
 from hitl import services
 from hitl.models import HITLRequest, Resolution
@@ -176,14 +176,14 @@ class TestRecoveryOfALostResume:
                 request.pk, services.Answer(outcome="approved"), responder="lead@example.com", source="api"
             )
         assert FlowRun.objects.get(pk=run_id).status == "waiting_for_human"
-        assert engine.recover_stalled_runs() == 0  # not stalled yet: a resume may still be on its way
+        assert runs.recover_stalled_runs() == 0  # not stalled yet: a resume may still be on its way
 
         settings.HITL_FLOW_STALLED_AFTER = 60
         old = timezone.now() - timedelta(minutes=2)
         FlowRun.objects.filter(pk=run_id).update(updated_at=old)
         HITLRequest.objects.filter(pk=request.pk).update(resolved_at=old)
-        assert engine.recover_stalled_runs() == 1
+        assert runs.recover_stalled_runs() == 1
         run = FlowRun.objects.get(pk=run_id)
         assert run.status == "completed" and run.state["finished"] == 1
         assert list(run.steps.values_list("method_name", flat=True)) == ["prepare", "work", "review", "finish"]
-        assert engine.recover_stalled_runs() == 0
+        assert runs.recover_stalled_runs() == 0

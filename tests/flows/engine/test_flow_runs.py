@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from flows import engine
+from flows.engine import runs
 from flows.models import DeploymentFlow, FlowRun, FlowStep
 from hitl import services
 from hitl.models import HITLRequest
@@ -206,8 +206,8 @@ class TestRuntimeSemantics:
             state={},
             queue=[{"method": "fetch", "payload": None, "trigger": "start"}],
         )
-        engine.run_step(str(run.pk), 0, chain=False)
-        engine.run_step(str(run.pk), 0, chain=False)
+        runs.run_step(str(run.pk), 0, chain=False)
+        runs.run_step(str(run.pk), 0, chain=False)
         assert FlowStep.objects.filter(run=run).count() == 1
         assert FlowRun.objects.get(pk=run.pk).seq == 1
 
@@ -380,10 +380,10 @@ class TestRecovery:
             ],
         )
         FlowRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
-        assert engine.recover_stalled_runs() == 1
+        assert runs.recover_stalled_runs() == 1
         run.refresh_from_db()
         assert run.status == "completed" and run.state["route"] == "big"
-        assert engine.recover_stalled_runs() == 0
+        assert runs.recover_stalled_runs() == 0
 
     def test_the_recovery_schedule_exists(self, db: None) -> None:
         from django_q.models import Schedule
