@@ -1,5 +1,9 @@
 """One builder for every email: `<name>-subject.txt`, `<name>-body.txt`, `<name>-body.html` under
-templates/emails/. Sending happens in tasks; this module only builds."""
+templates/emails/. Sending happens in tasks; this module only builds.
+
+The subject and the text part are not HTML: they are rendered with autoescaping off, so "it's",
+"A & B" and "->" arrive as written; only the HTML part is escaped. The text templates need no
+`{% autoescape off %}` of their own, and forgetting one can no longer leak `&#x27;` into a subject."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.template import Context, engines
+from django.template.backends.django import DjangoTemplates
 from django.template.loader import render_to_string
 
 
@@ -18,8 +24,8 @@ def build(
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> EmailMultiAlternatives:
-    subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
-    text = render_to_string(f"emails/{name}-body.txt", context)
+    subject = " ".join(render_text(f"emails/{name}-subject.txt", context).split())
+    text = render_text(f"emails/{name}-body.txt", context)
     html = render_to_string(f"emails/{name}-body.html", context)
     message = EmailMultiAlternatives(
         subject=subject,
@@ -31,6 +37,13 @@ def build(
     )
     message.attach_alternative(html, "text/html")
     return message
+
+
+def render_text(template_name: str, context: dict[str, Any]) -> str:
+    """Render a template whose output is plain text (a subject, a text part): no HTML escaping."""
+    backend = engines["django"]
+    assert isinstance(backend, DjangoTemplates)
+    return backend.engine.get_template(template_name).render(Context(context, autoescape=False))
 
 
 def thread_id(request_id: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from email.header import decode_header, make_header
 from email.utils import parseaddr
 from io import StringIO
 
@@ -69,6 +70,50 @@ class TestNotification:
         request = HITLRequest.objects.get(pk=created["id"])
         assert "SMTP down" in request.notification_error and request.notified_at is None
         assert AuditEvent.objects.filter(event_type="notification.failed", target_id=created["id"]).exists()
+
+
+TRICKY = 'Don\'t ship "Q1 & Q2" -> <b>live</b>?'
+
+
+def header(message, name: str) -> str:
+    """The header as a mail client shows it, after the real MIME encoding."""
+    return str(make_header(decode_header(message.message()[name])))
+
+
+class TestPlainTextIsNotHtmlEscaped:
+    """Issue 13: subjects and text parts carry quotes, ampersands and arrows as written; HTML escapes."""
+
+    def test_it_keeps_the_characters_in_notification_confirmation_and_reply_error(self, world: World) -> None:
+        world.deployment.name = "R&D's desk"
+        world.deployment.save()
+        mail.outbox.clear()
+        created = world.create(assign_to=REVIEWER, message=TRICKY)
+        notification = mail.outbox[0]
+        reply_to = notification.reply_to[0]
+        assert notification.subject == f"[Review] {TRICKY}"
+        assert header(notification, "Subject") == f"[Review] {TRICKY}"
+        assert TRICKY in notification.body and "R&D's desk" in notification.body
+        html = notification.alternatives[0][0]
+        assert "Don&#x27;t ship &quot;Q1 &amp; Q2&quot; -&gt; &lt;b&gt;live&lt;/b&gt;?" in html
+        assert TRICKY not in html and "R&amp;D&#x27;s desk" in html
+
+        mail.outbox.clear()
+        esp.reply(Client(), "postmark", sender="mallory@evil.example", to=reply_to, body="approved")
+        error = mail.outbox[0]
+        assert error.subject == f"Re: [Review] {TRICKY} — your reply could not be used"
+        assert header(error, "Subject") == error.subject
+        assert "R&D's desk" in error.body and "&amp;" not in error.body and "&#x27;" not in error.body
+        assert "R&amp;D&#x27;s desk" in error.alternatives[0][0]
+
+        mail.outbox.clear()
+        esp.reply(Client(), "postmark", sender=REVIEWER, to=reply_to, body="approved\nQ1 & Q2 -> fine, isn't it?")
+        confirmation = mail.outbox[0]
+        assert HITLRequest.objects.get(pk=created["id"]).status == "responded"
+        assert confirmation.subject == f"Re: [Review] {TRICKY} — answer recorded"
+        assert header(confirmation, "Subject") == confirmation.subject
+        assert f"Request:  {TRICKY}" in confirmation.body
+        assert "Feedback: Q1 & Q2 -> fine, isn't it?" in confirmation.body
+        assert "Q1 &amp; Q2 -&gt; fine, isn&#x27;t it?" in confirmation.alternatives[0][0]
 
 
 class TestReplyAccepted:
