@@ -49,6 +49,17 @@ def ago(moment: datetime | None) -> str:
     return f"{timesince(moment, depth=1)} ago"
 
 
+@register.filter
+def elapsed_since(later: datetime | None, earlier: datetime | None) -> str:
+    """`answered_at|elapsed_since:asked_at` → "1 hour, 30 minutes" (Django's `timesince` filter counts
+    the other way round, from its value to its argument, and says "0 minutes" for every answer)."""
+    if later is None or earlier is None:
+        return ""
+    if (later - earlier).total_seconds() < 60:
+        return "less than a minute"
+    return timesince(earlier, later, depth=2)
+
+
 @register.simple_tag(takes_context=True)
 def manages_something(context: dict[str, Any]) -> bool:
     """Whether the signed-in user manages a deployment (the analytics page is theirs)."""

@@ -202,6 +202,29 @@ class TestAnswering:
         assert response.status_code == 302
 
 
+class TestAnsweredPage:
+    """Issue 13: the answered page said "0 minutes after it was asked" whenever it was answered."""
+
+    @pytest.mark.parametrize(
+        ("asked_ago", "said"),
+        [(timedelta(minutes=90), "1 hour, 30 minutes"), (timedelta(days=2, hours=3), "2 days, 3 hours")],
+    )
+    def test_it_says_how_long_after_it_was_asked(self, world: World, asked_ago: timedelta, said: str) -> None:
+        req = new_request(world)
+        HITLRequest.objects.filter(pk=req.pk).update(created_at=timezone.now() - asked_ago)
+        responder = client_for(world, "responder")
+        assert responder.post(f"/requests/{req.pk}/answer/", {"outcome": "approved"}).status_code == 302
+        page = responder.get(f"/requests/{req.pk}/").content.decode().replace("\xa0", " ")  # timesince's nbsp
+        assert f"({said} after it was asked)" in page
+
+    def test_it_says_less_than_a_minute_for_a_quick_answer(self, world: World) -> None:
+        req = new_request(world)
+        responder = client_for(world, "responder")
+        responder.post(f"/requests/{req.pk}/answer/", {"outcome": "approved"})
+        page = responder.get(f"/requests/{req.pk}/").content.decode()
+        assert "(less than a minute after it was asked)" in page
+
+
 class TestContextPanel:
     def test_state_is_a_readable_escaped_tree_and_earlier_requests_are_listed(self, world: World) -> None:
         first = new_request(world, flow_id="run-7", method_name="draft_outline")
