@@ -41,7 +41,14 @@ def strip_quotes(text: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    """HTML → text, dropping quoted history (<blockquote>, Gmail's and Outlook's quote containers)."""
+    """HTML → text, dropping quoted history (<blockquote>, Gmail's and Outlook's quote containers).
+
+    Outlook (web, new and 365) does not wrap the original: it writes an empty `#appendonsend` marker,
+    an `<hr>`, the "From: … Sent: …" block in `#divRplyFwdMsg`, then the original as siblings. So at
+    either marker (or the Mac's `#mail-editor-reference-message-container`) everything after is history.
+    """
+
+    _HISTORY_IDS = ("divRplyFwdMsg", "appendonsend", "mail-editor-reference-message-container")
 
     _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table"}
     _QUOTE_CLASSES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted", "protonmail_quote")
@@ -51,15 +58,14 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self.skip_depth = 0
         self.stack: list[tuple[str, bool]] = []
+        self.history = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         classes = attributes.get("class") or ""
-        skip = (
-            tag in ("blockquote", "script", "style", "head")
-            or any(name in classes for name in self._QUOTE_CLASSES)
-            or attributes.get("id") in ("divRplyFwdMsg", "appendonsend")
-        )
+        if attributes.get("id") in self._HISTORY_IDS:
+            self.history = True
+        skip = tag in ("blockquote", "script", "style", "head") or any(name in classes for name in self._QUOTE_CLASSES)
         if tag not in ("br", "img", "hr", "meta", "link", "input"):
             self.stack.append((tag, skip))
             if skip:
@@ -78,7 +84,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if self.skip_depth == 0:
+        if self.skip_depth == 0 and not self.history:
             self.parts.append(data)
 
 

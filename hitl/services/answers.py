@@ -3,10 +3,18 @@ into the result's answer fields. Nothing here writes; `resolve.respond_to_reques
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hitl.lib.answers import approval_outcome, match_option, normalize, parse_approval, parse_emit
+from hitl.lib.answers import (
+    approval_outcome,
+    match_option,
+    normalize,
+    parse_approval,
+    parse_emit,
+    split_leading_option,
+)
 from hitl.lib.errors import InvalidAnswer
 from hitl.models import HITLRequest, Mode
 
@@ -25,11 +33,51 @@ class Answer:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _pick_choices(request: HITLRequest, answer: Answer) -> list[dict[str, Any]]:
+# "3. this one is best", "#2) the Django one", "1, 3 - both fine": numbers, then punctuation, then a
+# comment. Punctuation is required so "3 cats" (a typo of the label "3 cat") is never read as option 3.
+_LEADING_NUMBERS = re.compile(
+    r"^\s*(#?\d+(?:\s*(?:,|&|\band\b)\s*#?\d+)*)\s*[.):;,!?\-\u2013\u2014]+\s*(.*)$", re.IGNORECASE
+)
+
+
+def _read_choice_line(request: HITLRequest, line: str) -> tuple[Any, str]:
+    """What a typed first line picks, and the comment that follows it on the same line.
+
+    Tried in order: the whole line as an option ("2", "#2", a label even with its own punctuation),
+    a label or value followed by punctuation and a comment (longest label first), numbers followed by
+    punctuation and a comment. Nothing found: the whole line, so the refusal names what was typed.
+    """
+    line = line.strip()
+    if request.multiple:
+        parts = [p.strip() for p in line.split(",") if p.strip()]
+        if parts and all(_find_option(request.options, p) is not None for p in parts):
+            return parts, ""
+    elif _find_option(request.options, line) is not None:
+        return line, ""
+    if not request.multiple:
+        names: dict[str, dict[str, Any]] = {}
+        for option in request.options:
+            for key in ("label", "value"):
+                if isinstance(option.get(key), str | int) and str(option[key]).strip():
+                    names.setdefault(str(option[key]), option)
+        parsed = split_leading_option(line, list(names))
+        if parsed.outcome is not None:
+            return names[parsed.outcome]["id"], parsed.feedback
+    numbers = _LEADING_NUMBERS.match(line)
+    if numbers:
+        picked = [n.strip() for n in re.split(r"\s*(?:,|&|\band\b)\s*", numbers.group(1), flags=re.I)]
+        if (request.multiple or len(picked) == 1) and all(_find_option(request.options, n) is not None for n in picked):
+            return (picked if request.multiple else picked[0]), numbers.group(2).strip()
+    return line, ""
+
+
+def _pick_choices(request: HITLRequest, answer: Answer) -> tuple[list[dict[str, Any]], str | None]:
+    """The chosen options, and the comment typed after them on the first line (None: chosen by id)."""
     wanted = answer.choice_id
+    comment: str | None = None
     if wanted is None or wanted == "" or wanted == []:
         first_line = (answer.feedback or answer.text or "").strip().splitlines()
-        wanted = first_line[0] if first_line else None
+        wanted, comment = _read_choice_line(request, first_line[0]) if first_line else (None, "")
     if wanted is None:
         raise InvalidAnswer(
             "Pick one of the options.", code="choice_required", extra={"options": _option_list(request)}
@@ -49,7 +97,7 @@ def _pick_choices(request: HITLRequest, answer: Answer) -> list[dict[str, Any]]:
             )
         if option not in chosen:
             chosen.append(option)
-    return chosen
+    return chosen, comment
 
 
 def _find_option(options: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -125,10 +173,11 @@ def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
             )
         fields["outcome"] = outcome
     elif request.mode == Mode.CHOICES:
-        fields["choices"] = _pick_choices(request, answer)
-        if answer.choice_id in (None, "", []):
-            # The choice was read from the first line of the feedback; the rest is the comment.
-            fields["feedback"] = "\n".join(feedback.splitlines()[1:]).strip()
+        fields["choices"], comment = _pick_choices(request, answer)
+        if comment is not None:
+            # The choice was read from the first line of the feedback; what follows it is the comment.
+            rest = "\n".join(feedback.splitlines()[1:]).strip()
+            fields["feedback"] = "\n\n".join(part for part in (comment, rest) if part)
     elif request.mode == Mode.TEXT:
         typed = (answer.text or "").strip() or feedback
         if not typed:

@@ -25,6 +25,32 @@ QUOTED_ORIGINAL = (
 )
 
 
+def outlook_html_reply(answer_html: str) -> str:
+    """An HTML-only reply as Outlook on the web / new Outlook / Outlook 365 writes it: the answer in
+    `elementToProof` divs, the empty `#appendonsend` marker, an `<hr>`, the "From: … Sent: …" block in
+    `#divRplyFwdMsg`, then the quoted original as plain siblings (not inside any quote container)."""
+    return (
+        '<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n'
+        '<style type="text/css" style="display:none;"> P {margin-top:0;margin-bottom:0;} </style>\r\n'
+        '</head>\r\n<body dir="ltr">\r\n'
+        '<div class="elementToProof" style="font-family: Aptos, Aptos_EmbeddedFont, Aptos_MSFontService, '
+        'Calibri, Helvetica, sans-serif; font-size: 12pt; color: rgb(0, 0, 0);">\r\n'
+        f"{answer_html}</div>\r\n"
+        '<div id="appendonsend"></div>\r\n'
+        '<hr style="display:inline-block;width:98%" tabindex="-1">\r\n'
+        '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri, sans-serif" style="font-size:11pt" '
+        'color="#000000"><b>From:</b> HITL &lt;hitl@localhost&gt;<br>\r\n'
+        "<b>Sent:</b> Wednesday, January 14, 2026 12:00 PM<br>\r\n"
+        "<b>To:</b> Reviewer Person &lt;reviewer@example.com&gt;<br>\r\n"
+        "<b>Subject:</b> [Review] Please review</font>\r\n<div>&nbsp;</div>\r\n</div>\r\n"
+        '<div class="BodyFragment"><font size="2"><span style="font-size:11pt;">\r\n'
+        '<div class="PlainText">Please review this content for brand compliance:<br>\r\n'
+        "<br>\r\nHOW TO ANSWER<br>\r\nReply to this email. Put your answer on the first line:<br>\r\n"
+        "&nbsp; approved<br>\r\n&nbsp; rejected<br>\r\n</div>\r\n</span></font></div>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+
+
 def raw_reply(
     *,
     sender: str,
@@ -51,8 +77,8 @@ def raw_reply(
     return bytes(message)
 
 
-def postmark(sender: str, to: str, body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """Postmark's JSON (without "Include raw email"): FromFull/ToFull, TextBody, Headers list."""
+def postmark(sender: str, to: str, body: str, headers: dict[str, str] | None = None, html: str = "") -> dict[str, Any]:
+    """Postmark's JSON (without "Include raw email"): FromFull/ToFull, TextBody, HtmlBody, Headers list."""
     header_list = [{"Name": "Return-Path", "Value": f"<{sender}>"}]
     header_list += [{"Name": "Message-ID", "Value": f"<{uuid.uuid4()}@mail.example.org>"}]
     header_list += [{"Name": k, "Value": v} for k, v in (headers or {}).items()]
@@ -66,7 +92,7 @@ def postmark(sender: str, to: str, body: str, headers: dict[str, str] | None = N
         "MessageID": str(uuid.uuid4()),
         "Date": "Wed, 14 Jan 2026 12:05:00 +0000",
         "TextBody": body,
-        "HtmlBody": "",
+        "HtmlBody": html,
         "StrippedTextReply": "",
         "Tag": "",
         "Headers": header_list,

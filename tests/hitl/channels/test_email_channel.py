@@ -157,6 +157,65 @@ class TestReplyAccepted:
         result = HITLRequest.objects.get(pk=created["id"]).resolution.result
         assert (result["outcome"], result["feedback"]) == ("rejected", "Zahlen stimmen nicht.")
 
+    def test_an_outlook_html_only_reply_keeps_only_the_new_text(self, world: World) -> None:
+        html = esp.outlook_html_reply('Rejected</div>\r\n<div class="elementToProof">Numbers are off in Q2.')
+        created, reply_to = new_request(world)
+        raw = esp.raw_reply(sender=REVIEWER, to=reply_to, body="", html=html)
+        assert esp.post(Client(), "mailgun", esp.mailgun_mime(raw, REVIEWER, reply_to), mime=True).status_code == 200
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert (result["outcome"], result["feedback"]) == ("rejected", "Numbers are off in Q2.")
+
+        created, reply_to = new_request(world, mode="text", emit_options=None)
+        payload = esp.postmark(
+            REVIEWER, reply_to, "", html=esp.outlook_html_reply("Use the blue logo &amp; the new tagline.")
+        )
+        assert esp.post(Client(), "postmark", payload).status_code == 200
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert result["text"] == result["feedback"] == "Use the blue logo & the new tagline."
+        assert "From:" not in result["text"] and "brand compliance" not in result["text"]
+
+    @pytest.mark.parametrize(
+        ("first_line", "label", "feedback"),
+        [
+            ("3. this one is best", "Go", "this one is best"),
+            ("#2) the Django one", "Django", "the Django one"),
+            ("2", "Django", ""),
+            ("#2", "Django", ""),
+            ("django!", "Django", ""),
+            ("Django: fewer moving parts", "Django", "fewer moving parts"),
+            ("C++ (modern). Fast, but hard to hire for", "C++ (modern)", "Fast, but hard to hire for"),
+            ("c++ (modern)", "C++ (modern)", ""),
+        ],
+    )
+    def test_a_choice_followed_by_a_comment(self, world: World, first_line: str, label: str, feedback: str) -> None:
+        items = [{"title": "Rust"}, {"title": "Django"}, {"title": "Go"}, {"title": "C++ (modern)"}]
+        created, reply_to = new_request(world, mode="choices", emit_options=None, options=items, label_path="title")
+        body = f"{first_line}\n\n{esp.QUOTED_ORIGINAL}"
+        assert esp.reply(Client(), "postmark", sender=REVIEWER, to=reply_to, body=body).status_code == 200
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert (result["choice"]["label"], result["feedback"]) == (label, feedback)
+
+    def test_a_comment_on_the_next_line_and_several_choices_with_a_comment(self, world: World) -> None:
+        items = [{"title": "Rust"}, {"title": "Django"}, {"title": "Go"}]
+        created, reply_to = new_request(world, mode="choices", emit_options=None, options=items, label_path="title")
+        esp.reply(Client(), "postmark", sender=REVIEWER, to=reply_to, body="3. this one\nand it is fast")
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert (result["choice"]["label"], result["feedback"]) == ("Go", "this one\n\nand it is fast")
+
+        created, reply_to = new_request(
+            world, mode="choices", emit_options=None, options=items, label_path="title", multiple=True
+        )
+        esp.reply(Client(), "postmark", sender=REVIEWER, to=reply_to, body="1, 3 - both are fine")
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert [c["label"] for c in result["choices"]] == ["Rust", "Go"] and result["feedback"] == "both are fine"
+
+    def test_a_number_out_of_range_with_a_comment_is_refused_with_the_options(self, world: World) -> None:
+        items = [{"title": "Rust"}, {"title": "Django"}]
+        created, reply_to = new_request(world, mode="choices", emit_options=None, options=items, label_path="title")
+        esp.reply(Client(), "postmark", sender=REVIEWER, to=reply_to, body="7. this one is best")
+        assert HITLRequest.objects.get(pk=created["id"]).status == "pending"
+        assert "1. Rust" in mail.outbox[0].body and "2. Django" in mail.outbox[0].body
+
     def test_choices_by_number_approval_by_word_and_text_mode(self, world: World) -> None:
         items = [{"title": "Rust"}, {"title": "Django"}]
         created, reply_to = new_request(world, mode="choices", emit_options=None, options=items, label_path="title")
