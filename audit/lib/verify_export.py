@@ -2,18 +2,23 @@
 
 Standard library only: a third party can copy this one file and run
 
-    python3 verify_export.py audit-20260114T120300Z.jsonl [--expect-last-hash HASH] [--partial]
+    python3 verify_export.py audit-20260114T120300Z.jsonl [--expect-last-hash H] [--expect-count N] [--complete]
 
 Every event's `hash` is SHA-256 over the canonical JSON (sorted keys, no spaces, UTF-8) of its
 columns `created_at, event_type, actor, source, target_type, target_id, deployment_id, data,
 prev_hash`; each event's `prev_hash` is the previous event's `hash` (the first event of the log has
 64 zeros). The check recomputes every hash (an altered line fails) and follows the links between
-consecutive lines (a removed, inserted or re-hashed line breaks the next link). The last line has no
-successor: compare its hash with an anchor you trust, e.g. the `last_hash` the server recorded in the
-export's own `audit.exported` event, with `--expect-last-hash`.
+consecutive lines. The last line has no successor: compare its hash with an anchor you trust, e.g. the
+`last_hash` the server recorded in the export's own `audit.exported` event, with `--expect-last-hash`,
+and the number of lines with its `count`, with `--expect-count`.
 
-A filtered export (by event type, actor, ...) is not a contiguous slice of the chain: check it with
-`--partial`, which verifies each event's own hash and skips the links.
+Every line carries its own hash and the hash of the event before it in the log, so a filtered export
+(an API key's, a manager's, by event type, ...) verifies event by event: where the event before a line is
+not in the file, that is a *gap*, counted and reported, not an error. What a file with gaps proves: each
+line is intact against its own hash, the lines are in log order, lines that were neighbours in the log
+still link, and (with the anchors) that it ends where and has as many lines as the server said. What it
+does not prove: that nothing is missing in a gap, nor that a line in front of a gap was not re-hashed.
+Only a full export, checked with `--complete` (gaps are errors), proves the slice complete.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ def read_records(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
 class Verification:
     events: int = 0
     links: int = 0
+    gaps: int = 0
     first_id: int | None = None
     last_id: int | None = None
     last_hash: str = ""
@@ -87,20 +93,25 @@ class Verification:
         if not self.events:
             return "no events in the file"
         origin = "from the start of the log" if self.starts_at_genesis else f"from event {self.first_id}"
-        return (
-            f"{self.events} events ({origin} to {self.last_id}): {self.links} links followed; "
-            f"last hash {self.last_hash}"
+        gaps = (
+            f"{self.gaps} gaps (events not in this file, as in any filtered export: it does not prove completeness)"
+            if self.gaps
+            else "no gaps"
         )
+        span = f"{self.events} events ({origin} to {self.last_id})"
+        return f"{span}: {self.links} links followed, {gaps}; last hash {self.last_hash}"
 
 
 def verify_records(
     records: Iterable[dict[str, Any]],
     *,
-    partial: bool = False,
+    complete: bool = False,
     expect_last_hash: str | None = None,
+    expect_count: int | None = None,
     max_problems: int = 20,
 ) -> Verification:
-    """Check every hash and (unless `partial`) every link; streams, so any file size works."""
+    """Check every hash and every link between lines; a broken link is a gap, or with `complete` an
+    error. Streams, so any file size works."""
     result = Verification()
     previous: dict[str, Any] | None = None
 
@@ -124,23 +135,34 @@ def verify_records(
                 problem(f"event {event_id}: out of order after event {previous['id']}")
             if record.get("prev_hash") == previous.get("hash"):
                 result.links += 1
-            elif not partial:
+            elif complete:
                 problem(
                     f"event {event_id}: prev_hash is not the hash of event {previous['id']} "
-                    "(an event before it was removed, inserted or altered)"
+                    "(an event before it was removed, inserted or altered, or the export is filtered)"
                 )
+            else:
+                result.gaps += 1
         previous = record
         result.last_id = event_id
         result.last_hash = str(record.get("hash", ""))
     if expect_last_hash and result.last_hash != expect_last_hash:
         problem(f"the file ends at hash {result.last_hash or '(none)'}, expected {expect_last_hash}")
+    if expect_count is not None and result.events != expect_count:
+        problem(f"the file has {result.events} events, expected {expect_count}")
     return result
 
 
 def verify_file(
-    stream: TextIO, fmt: str, *, partial: bool = False, expect_last_hash: str | None = None
+    stream: TextIO,
+    fmt: str,
+    *,
+    complete: bool = False,
+    expect_last_hash: str | None = None,
+    expect_count: int | None = None,
 ) -> Verification:
-    return verify_records(read_records(stream, fmt), partial=partial, expect_last_hash=expect_last_hash)
+    return verify_records(
+        read_records(stream, fmt), complete=complete, expect_last_hash=expect_last_hash, expect_count=expect_count
+    )
 
 
 def guess_format(path: str) -> str:
@@ -151,15 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify an exported HITL audit file's hash chain.")
     parser.add_argument("path", help="the exported file (.jsonl or .csv); - for standard input")
     parser.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file name")
-    parser.add_argument("--partial", action="store_true", help="a filtered export: check hashes, not links")
+    parser.add_argument("--complete", action="store_true", help="a full export: a gap between lines is an error")
+    parser.add_argument("--partial", action="store_true", help="the default (gaps allowed); kept for old scripts")
     parser.add_argument("--expect-last-hash", help="the hash the last line must carry")
+    parser.add_argument("--expect-count", type=int, help="the number of events the file must hold")
     args = parser.parse_args(argv)
     fmt = args.format or guess_format(args.path)
+    anchors = {"expect_last_hash": args.expect_last_hash, "expect_count": args.expect_count}
     if args.path == "-":
-        result = verify_file(sys.stdin, fmt, partial=args.partial, expect_last_hash=args.expect_last_hash)
+        result = verify_file(sys.stdin, fmt, complete=args.complete, **anchors)
     else:
         with open(args.path, encoding="utf-8", newline="") as stream:
-            result = verify_file(stream, fmt, partial=args.partial, expect_last_hash=args.expect_last_hash)
+            result = verify_file(stream, fmt, complete=args.complete, **anchors)
     for message in result.problems:
         print(f"BROKEN: {message}", file=sys.stderr)
     print(("OK: " if result.ok else "FAILED: ") + result.summary())

@@ -16,8 +16,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--file", help="an export of `audit_export` or GET /api/v1/audit/")
         parser.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file name")
-        parser.add_argument("--partial", action="store_true", help="a filtered export: check hashes, not links")
+        parser.add_argument(
+            "--complete", action="store_true", help="a full export: a gap between lines is an error, not a filter"
+        )
+        parser.add_argument("--partial", action="store_true", help="the default (gaps allowed); kept for old scripts")
         parser.add_argument("--expect-last-hash", help="the hash the file's last event must carry")
+        parser.add_argument("--expect-count", type=int, help="the number of events the file must hold")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["file"]:
@@ -34,8 +38,9 @@ class Command(BaseCommand):
             result = verify_file(
                 stream,
                 options["format"] or guess_format(path),
-                partial=options["partial"],
+                complete=options["complete"],
                 expect_last_hash=options["expect_last_hash"],
+                expect_count=options["expect_count"],
             )
         if not result.ok:
             raise CommandError(f"{path}: " + "; ".join(result.problems))

@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +206,10 @@ class TestVerifyingAnExport:
         del records[2]
         path = self.write(tmp_path, "audit.jsonl", "".join(json.dumps(r) + "\n" for r in records))
         with pytest.raises(CommandError, match=f"event {records[2]['id']}: prev_hash is not the hash"):
-            call_command("audit_verify", file=path)
+            call_command("audit_verify", file=path, complete=True)
+        # Without --complete a gap is what any filtered export has; the server's count catches it.
+        with pytest.raises(CommandError, match=f"the file has {len(records)} events, expected {len(records) + 1}"):
+            call_command("audit_verify", file=path, expect_count=len(records) + 1)
 
     def test_a_rehashed_line_breaks_the_next_link_and_the_anchor_catches_the_last(
         self, world: World, history: dict, ops: Any, tmp_path: Path
@@ -213,23 +220,88 @@ class TestVerifyingAnExport:
             forged = [dict(r) for r in records]
             forged[index]["actor"] = "mallory"
             forged[index]["hash"] = verify_export.event_hash(forged[index])
-            result = verify_export.verify_records(forged, expect_last_hash=anchor)
+            result = verify_export.verify_records(forged, complete=True, expect_last_hash=anchor)
             assert not result.ok
             if index == 1:
                 assert "prev_hash is not the hash" in result.problems[0]
             else:
                 assert result.problems == [f"the file ends at hash {forged[-1]['hash']}, expected {anchor}"]
 
-    def test_a_filtered_export_verifies_as_partial(self, world: World, history: dict, tmp_path: Path) -> None:
-        path = self.write(tmp_path, "mine.jsonl", body(export(world, "manager")))
+    def test_a_filtered_export_verifies_event_by_event_and_names_its_gaps(
+        self, world: World, history: dict, tmp_path: Path, capsys: Any
+    ) -> None:
+        response = export(world, "manager")
+        path = self.write(tmp_path, "mine.jsonl", body(response))
+        call_command("audit_verify", file=path, expect_last_hash=response["X-Audit-Export-Last-Hash"])
+        out = capsys.readouterr().out
+        assert "export intact" in out and " gaps (events not in this file" in out
+        call_command("audit_verify", file=path, partial=True)  # the old flag still works
         with pytest.raises(CommandError, match="prev_hash is not the hash"):
+            call_command("audit_verify", file=path, complete=True)
+        records = jsonl(Path(path).read_text())
+        records[1]["actor"] = "mallory@example.com"
+        Path(path).write_text("".join(json.dumps(r) + "\n" for r in records))
+        with pytest.raises(CommandError, match="hash does not match its contents"):
             call_command("audit_verify", file=path)
-        call_command("audit_verify", file=path, partial=True)
 
     def test_the_verifier_matches_the_servers_hash(self, world: World, history: dict) -> None:
         for event in AuditEvent.objects.all():
             record = {**event.hashed_fields(), "data": event.data}
             assert verify_export.event_hash(record) == event.hash == event.compute_hash()
+
+
+def readme_verify_commands() -> list[str]:
+    """The commands of the README's "Verifying a file" block, as a reader would copy them."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**Verifying a file.**", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+class TestVerifyingAnApiKeysExport:
+    """Issue 13: an API key's export holds only its deployment's events, so the chain has gaps; the
+    README's own commands must verify it."""
+
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_the_readme_commands_verify_a_deployment_keys_export(
+        self, world: World, history: dict, tmp_path: Path, fmt: str
+    ) -> None:
+        response = export(world, "key", f"?format={fmt}")
+        assert response.status_code == 200
+        text = body(response)
+        if fmt == "jsonl":
+            assert {r["deployment_id"] for r in jsonl(text)} == {world.deployment.pk}
+        (tmp_path / f"audit.{fmt}").write_text(text, encoding="utf-8")
+        commands = readme_verify_commands()
+        assert any("manage.py audit_verify --file" in c for c in commands), commands
+        assert any("audit/lib/verify_export.py" in c for c in commands), commands
+        repo = Path(__file__).resolve().parents[3]
+        for command in commands:
+            if "--complete" in command:
+                continue  # for a full export; the key's export is not one
+            argv = shlex.split(
+                command.replace("<X-Audit-Export-Last-Hash>", response["X-Audit-Export-Last-Hash"]).replace(
+                    "<X-Audit-Export-Count>", response["X-Audit-Export-Count"]
+                )
+            )
+            argv = [str(tmp_path / f"audit.{fmt}") if a in ("audit.jsonl", "audit.csv") else a for a in argv]
+            argv = [sys.executable if a in (".venv/bin/python", "python3") else a for a in argv]
+            argv = [str(repo / a) if a in ("manage.py", "audit/lib/verify_export.py") else a for a in argv]
+            done = subprocess.run(  # noqa: S603 (our own commands, from our README)
+                argv, cwd=tmp_path, env={**os.environ, "DEBUG": "1"}, capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            assert "gaps (events not in this file" in done.stdout, done.stdout
+
+    def test_a_full_export_verifies_with_complete(self, world: World, history: dict, ops: Any, tmp_path: Path) -> None:
+        response = export(world, ops)
+        path = tmp_path / "audit.jsonl"
+        path.write_text(body(response), encoding="utf-8")
+        anchors = ["--expect-last-hash", response["X-Audit-Export-Last-Hash"]]
+        assert verify_export.main([str(path), "--complete", *anchors]) == 0
+        key_export = export(world, "key")
+        path.write_text(body(key_export), encoding="utf-8")
+        assert verify_export.main([str(path), "--complete"]) == 1
 
 
 class TestAuditExportCommand:
