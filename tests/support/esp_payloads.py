@@ -9,6 +9,8 @@ import hmac
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -172,3 +174,273 @@ def reply(
 ):
     builders = {"postmark": postmark, "mailgun": mailgun_parsed, "sendgrid": sendgrid_parsed}
     return post(client, esp, builders[esp](sender, to, body, headers), **kw)
+
+
+# --- every other ESP Anymail receives inbound mail from (anymail/urls.py), modelled on
+# anymail/webhooks/<esp>.py: each builder takes the raw reply and returns what that ESP posts. ------
+
+
+@dataclass
+class InboundPost:
+    url: str
+    body: bytes | dict[str, str]
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def send(self, client: Client, *, auth: str | None = BASIC_AUTH) -> Any:
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in self.headers.items()}
+        if auth:
+            extra["HTTP_AUTHORIZATION"] = auth
+        if isinstance(self.body, dict):
+            return client.post(self.url, data=self.body, **extra)
+        return client.post(self.url, data=self.body, content_type=self.content_type, **extra)
+
+
+def _message_headers(raw: bytes) -> list[tuple[str, str]]:
+    return [(k, str(v)) for k, v in message_from_bytes(raw).items()]
+
+
+def _text_of(raw: bytes) -> str:
+    part = message_from_bytes(raw, policy=policy.default).get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""  # type: ignore[attr-defined]
+
+
+def amazon_ses(raw: bytes, sender: str, to: str) -> InboundPost:
+    """An SNS Notification of an SES receipt rule with an SNS action (the message inline, base64)."""
+    ses_event = {
+        "notificationType": "Received",
+        "mail": {
+            "timestamp": "2026-01-14T12:05:00.000Z",
+            "source": sender,
+            "messageId": uuid.uuid4().hex,
+            "destination": [to],
+            "headersTruncated": False,
+            "commonHeaders": {"from": [sender], "to": [to], "subject": "Re: [Review] Please review"},
+        },
+        "receipt": {
+            "timestamp": "2026-01-14T12:05:00.000Z",
+            "recipients": [to],
+            "spamVerdict": {"status": "PASS"},
+            "virusVerdict": {"status": "PASS"},
+            "spfVerdict": {"status": "PASS"},
+            "dkimVerdict": {"status": "PASS"},
+            "action": {
+                "type": "SNS",
+                "topicArn": "arn:aws:sns:us-east-1:123456789012:hitl-inbound",
+                "encoding": "BASE64",
+            },
+        },
+        "content": base64.b64encode(raw).decode(),
+    }
+    message_id = str(uuid.uuid4())
+    sns = {
+        "Type": "Notification",
+        "MessageId": message_id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:hitl-inbound",
+        "Subject": "Amazon SES Email Receipt Notification",
+        "Message": json.dumps(ses_event),
+        "Timestamp": "2026-01-14T12:05:01.000Z",
+        "SignatureVersion": "1",
+        "Signature": base64.b64encode(b"not verified by Anymail").decode(),
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+    }
+    headers = {
+        "x-amz-sns-message-type": "Notification",
+        "x-amz-sns-message-id": message_id,
+        "x-amz-sns-topic-arn": sns["TopicArn"],
+    }
+    return InboundPost("/anymail/amazon_ses/inbound/", json.dumps(sns).encode(), "text/plain; charset=UTF-8", headers)
+
+
+def brevo(raw: bytes, sender: str, to: str, *, url: str = "/anymail/brevo/inbound/") -> InboundPost:
+    """Brevo's inbound parse webhook: {"items": [...]}, headers as a dict, the text and HTML bodies."""
+    headers: dict[str, Any] = {}
+    for name, value in _message_headers(raw):
+        headers[name] = (
+            value
+            if name not in headers
+            else [*([headers[name]] if isinstance(headers[name], str) else headers[name]), value]
+        )
+    headers.setdefault("Delivered-To", to)
+    item = {
+        "Uuid": [str(uuid.uuid4())],
+        "MessageId": headers.get("Message-ID", ""),
+        "InReplyTo": None,
+        "From": {"Name": "Reviewer Person", "Address": sender},
+        "To": [{"Name": None, "Address": to}],
+        "Subject": "Re: [Review] Please review",
+        "Headers": headers,
+        "SpamScore": 0.1,
+        "ExtractedMarkdownMessage": _text_of(raw),
+        "RawTextBody": _text_of(raw),
+        "RawHtmlBody": "",
+        "Attachments": [],
+    }
+    return InboundPost(url, json.dumps({"items": [item]}).encode())
+
+
+def mailersend(raw: bytes, sender: str, to: str, *, secret: str) -> InboundPost:
+    """MailerSend's inbound route webhook, signed (HMAC-SHA256 of the body, hex, in `Signature`)."""
+    body = json.dumps(
+        {
+            "type": "inbound.message",
+            "inbound_id": "inb_" + uuid.uuid4().hex[:12],
+            "data": {
+                "object": "message",
+                "id": uuid.uuid4().hex,
+                "created_at": "2026-01-14T12:05:00.000000Z",
+                "raw": raw.decode(),
+                "sender": {"email": sender},
+                "recipients": {"rcptTo": [{"email": to}], "to": {"raw": to, "data": [{"email": to, "name": ""}]}},
+                "from": {"email": sender, "name": "Reviewer Person", "raw": f"Reviewer Person <{sender}>"},
+                "subject": "Re: [Review] Please review",
+                "text": _text_of(raw),
+                "html": "",
+                "attachments": [],
+            },
+        }
+    ).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return InboundPost("/anymail/mailersend/inbound/", body, headers={"Signature": signature})
+
+
+def mailjet(raw: bytes, sender: str, to: str) -> InboundPost:
+    """Mailjet's Parse API: headers as a dict, Text-part/Html-part, no raw message."""
+    headers: dict[str, Any] = {}
+    for name, value in _message_headers(raw):
+        headers[name] = value
+    event = {
+        "Sender": sender,
+        "Recipient": to,
+        "Date": "20260114T120500",
+        "From": f"Reviewer Person <{sender}>",
+        "Subject": "Re: [Review] Please review",
+        "Headers": headers,
+        "Parts": [{"Headers": {"Content-Type": 'text/plain; charset="utf-8"'}, "ContentRef": "Text-part"}],
+        "Text-part": _text_of(raw),
+        "SpamAssassinScore": "0.1",
+        "CustomID": "",
+        "Payload": "",
+    }
+    return InboundPost("/anymail/mailjet/inbound/", json.dumps(event).encode())
+
+
+def mailtrap(inbox_id: int, message_id: str, *, secret: str) -> InboundPost:
+    """Mailtrap's inbound notification names the message; Anymail fetches it from Mailtrap's API."""
+    body = json.dumps(
+        {
+            "events": [
+                {
+                    "event": "inbound.message_received",
+                    "event_id": str(uuid.uuid4()),
+                    "timestamp": int(time.time() * 1000),
+                    "inbox_id": inbox_id,
+                    "message_id": message_id,
+                }
+            ]
+        }
+    ).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return InboundPost("/anymail/mailtrap/inbound/", body, headers={"Mailtrap-Signature": signature})
+
+
+def mandrill(raw: bytes, sender: str, to: str, *, key: str, url: str) -> InboundPost:
+    """Mandrill's combined webhook: form field `mandrill_events`, signed over the URL and the fields."""
+    events = [
+        {
+            "event": "inbound",
+            "ts": int(time.time()),
+            "msg": {
+                "raw_msg": raw.decode(),
+                "email": to,
+                "from_email": sender,
+                "from_name": "Reviewer Person",
+                "subject": "Re: [Review] Please review",
+                "text": _text_of(raw),
+                "spam_report": {"score": 0.1, "matched_rules": []},
+            },
+        }
+    ]
+    fields = {"mandrill_events": json.dumps(events)}
+    signed = url + "".join(k + fields[k] for k in sorted(fields))
+    signature = base64.b64encode(hmac.new(key.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+    return InboundPost("/anymail/mandrill/", fields, headers={"X-Mandrill-Signature": signature})
+
+
+def postal(raw: bytes, sender: str, to: str, *, private_key: Any) -> InboundPost:
+    """Postal's HTTP endpoint in "raw message" mode, signed with the server's RSA key (SHA-1)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    body = json.dumps(
+        {
+            "id": int(time.time()),
+            "rcpt_to": to,
+            "mail_from": sender,
+            "token": uuid.uuid4().hex[:12],
+            "message": base64.b64encode(raw).decode(),
+            "base64": True,
+            "size": str(len(raw)),
+        }
+    ).encode()
+    signature = base64.b64encode(private_key.sign(body, padding.PKCS1v15(), hashes.SHA1())).decode()  # noqa: S303
+    return InboundPost("/anymail/postal/inbound/", body, headers={"X-Postal-Signature": signature})
+
+
+def postal_public_key(private_key: Any) -> str:
+    """The key as Postal shows it (and POSTAL_WEBHOOK_KEY takes it): the PEM body on one line."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "".join(pem.decode().strip().splitlines()[1:-1])
+
+
+def resend(email_id: str, *, secret: str) -> InboundPost:
+    """Resend's `email.received` event (Svix-signed); Anymail fetches the message from Resend's API."""
+    from datetime import UTC, datetime
+
+    from svix.webhooks import Webhook as SvixWebhook
+
+    body = json.dumps(
+        {
+            "type": "email.received",
+            "created_at": "2026-01-14T12:05:00.000Z",
+            "data": {"email_id": email_id, "created_at": "2026-01-14T12:05:00.000Z", "subject": "Re: …"},
+        }
+    )
+    msg_id, now = "msg_" + uuid.uuid4().hex, datetime.now(tz=UTC)
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": SvixWebhook(secret).sign(msg_id, now, body),
+    }
+    return InboundPost("/anymail/resend/inbound/", body.encode(), headers=headers)
+
+
+def sparkpost(raw: bytes, sender: str, to: str) -> InboundPost:
+    """SparkPost's inbound relay webhook: a batch of `relay_message` events with the RFC 822 text."""
+    event = {
+        "msys": {
+            "relay_message": {
+                "content": {
+                    "email_rfc822": base64.b64encode(raw).decode(),
+                    "email_rfc822_is_base64": True,
+                    "headers": [],
+                    "html": "",
+                    "subject": "Re: [Review] Please review",
+                    "text": _text_of(raw),
+                    "to": [to],
+                },
+                "customer_id": "12345",
+                "friendly_from": sender,
+                "msg_from": sender,
+                "rcpt_to": to,
+                "webhook_id": "1234567890",
+                "protocol": "smtp",
+            }
+        }
+    }
+    return InboundPost("/anymail/sparkpost/inbound/", json.dumps([event]).encode())
