@@ -53,6 +53,25 @@ def outlook_html_reply(answer_html: str) -> str:
     )
 
 
+def outlook_desktop_html_reply(answer: str) -> str:
+    """Outlook for Windows (Word HTML): no marker ids; the "From: … Sent: …" block sits in a div with a
+    top border, the quoted original after it."""
+    paragraphs = "".join(f"<p class=MsoNormal>{line}<o:p></o:p></p>" for line in answer.split("\n"))
+    return (
+        '<html xmlns:o="urn:schemas-microsoft-com:office:office"><head>'
+        '<meta http-equiv=Content-Type content="text/html; charset=utf-8">'
+        "<style><!-- p.MsoNormal {margin:0in; font-size:11.0pt;} --></style></head>"
+        f'<body lang=EN-US link="#0563C1"><div class=WordSection1>{paragraphs}'
+        "<p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+        '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0in 0in 0in">'
+        "<p class=MsoNormal><b>From:</b> HITL &lt;hitl@localhost&gt; <br><b>Sent:</b> Wednesday, January 14, "
+        "2026 12:00 PM<br><b>To:</b> Reviewer Person &lt;reviewer@example.com&gt;<br><b>Subject:</b> [Review] "
+        "Please review<o:p></o:p></p></div><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+        "<p class=MsoNormal>Please review this content for brand compliance:<o:p></o:p></p>"
+        "<p class=MsoNormal>&nbsp; approved<br>&nbsp; rejected<o:p></o:p></p></div></body></html>"
+    )
+
+
 def raw_reply(
     *,
     sender: str,

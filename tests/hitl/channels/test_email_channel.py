@@ -174,6 +174,13 @@ class TestReplyAccepted:
         assert result["text"] == result["feedback"] == "Use the blue logo & the new tagline."
         assert "From:" not in result["text"] and "brand compliance" not in result["text"]
 
+        created, reply_to = new_request(world)
+        html = esp.outlook_desktop_html_reply("Rejected\nThe numbers in Q2 are wrong.")
+        raw = esp.raw_reply(sender=REVIEWER, to=reply_to, body="", html=html)
+        assert esp.post(Client(), "mailgun", esp.mailgun_mime(raw, REVIEWER, reply_to), mime=True).status_code == 200
+        result = HITLRequest.objects.get(pk=created["id"]).resolution.result
+        assert (result["outcome"], result["feedback"]) == ("rejected", "The numbers in Q2 are wrong.")
+
     @pytest.mark.parametrize(
         ("first_line", "label", "feedback"),
         [
