@@ -293,6 +293,20 @@ class TestVerifyingAnApiKeysExport:
             assert done.returncode == 0, (command, done.stdout, done.stderr)
             assert "gaps (events not in this file" in done.stdout, done.stdout
 
+    def test_the_readmes_python_check_runs_on_it(self, world: World, history: dict, tmp_path: Path) -> None:
+        readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+        snippet = readme.split("The check in a few lines of Python:", 1)[1].split("```python\n", 1)[1].split("```")[0]
+        (tmp_path / "audit.jsonl").write_text(body(export(world, "key")), encoding="utf-8")
+        done = subprocess.run(  # noqa: S603 (the README's own snippet)
+            [sys.executable, "-c", snippet + "\nprint('gaps', gaps)"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout.split()[-1]) > 0  # an API key's export has gaps, and the check passes
+
     def test_a_full_export_verifies_with_complete(self, world: World, history: dict, ops: Any, tmp_path: Path) -> None:
         response = export(world, ops)
         path = tmp_path / "audit.jsonl"
