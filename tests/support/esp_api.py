@@ -17,12 +17,16 @@ class FakeEspApi:
     url: str
     routes: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     seen: list[tuple[str, str]] = field(default_factory=list)  # (path, Authorization)
+    posted: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body)
 
     def json(self, path: str, body: Any) -> None:
         self.routes[path] = ("application/json", json.dumps(body).encode())
 
     def raw(self, path: str, body: bytes) -> None:
         self.routes[path] = ("message/rfc822", body)
+
+    def xml(self, path: str, body: str) -> None:
+        self.routes[path] = ("text/xml", body.encode())
 
 
 @contextmanager
@@ -43,6 +47,11 @@ def fake_esp_api() -> Iterator[FakeEspApi]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802
+            assert api is not None
+            api.posted.append((self.path, self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+            self.do_GET()
 
         def log_message(self, *args: Any) -> None:
             pass

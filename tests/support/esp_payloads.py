@@ -272,6 +272,49 @@ def amazon_ses(raw: bytes, sender: str, to: str) -> InboundPost:
     return InboundPost("/anymail/amazon_ses/inbound/", json.dumps(sns).encode(), "text/plain; charset=UTF-8", headers)
 
 
+def amazon_ses_s3(bucket: str, key: str, sender: str, to: str) -> InboundPost:
+    """The same SES notification for a receipt rule with an S3 action: the message is in the bucket."""
+    post = amazon_ses(b"", sender, to)
+    sns = json.loads(post.body)  # type: ignore[arg-type]
+    ses_event = json.loads(sns["Message"])
+    ses_event.pop("content")
+    ses_event["receipt"]["action"] = {
+        "type": "S3",
+        "topicArn": sns["TopicArn"],
+        "bucketName": bucket,
+        "objectKeyPrefix": "",
+        "objectKey": key,
+    }
+    sns["Message"] = json.dumps(ses_event)
+    post.body = json.dumps(sns).encode()
+    return post
+
+
+def amazon_sns_subscription_confirmation(topic_arn: str) -> InboundPost:
+    """What SNS posts first when the URL is subscribed to the topic; Anymail confirms it through SNS."""
+    message_id, token = str(uuid.uuid4()), uuid.uuid4().hex * 4
+    region = topic_arn.split(":")[3]
+    sns = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": message_id,
+        "Token": token,
+        "TopicArn": topic_arn,
+        "Message": f"You have chosen to subscribe to the topic {topic_arn}.",
+        "SubscribeURL": f"https://sns.{region}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic_arn}"
+        f"&Token={token}",
+        "Timestamp": "2026-01-14T12:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": base64.b64encode(b"not verified by Anymail").decode(),
+        "SigningCertURL": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000.pem",
+    }
+    headers = {
+        "x-amz-sns-message-type": "SubscriptionConfirmation",
+        "x-amz-sns-message-id": message_id,
+        "x-amz-sns-topic-arn": topic_arn,
+    }
+    return InboundPost("/anymail/amazon_ses/inbound/", json.dumps(sns).encode(), "text/plain; charset=UTF-8", headers)
+
+
 def brevo(raw: bytes, sender: str, to: str, *, url: str = "/anymail/brevo/inbound/") -> InboundPost:
     """Brevo's inbound parse webhook: {"items": [...]}, headers as a dict, the text and HTML bodies."""
     headers: dict[str, Any] = {}

@@ -2,8 +2,10 @@
 payload, signed where the ESP signs, posted to the real Anymail URL, answers the request (issue 13).
 
 Postmark, Mailgun and SendGrid are covered in tests/hitl/channels/test_email_channel.py; here the rest.
-What cannot run offline, and so is not here: SES's S3 receipt action (Anymail downloads the message from
-S3) and SNS subscription confirmation (Anymail calls SNS); Anymail does not check SNS signatures at all.
+Where Anymail fetches the message (Resend, Mailtrap, SES's S3 action) or confirms a subscription (SNS),
+it talks to a stand-in for the ESP's API on 127.0.0.1 through its real client (requests, boto3). Not
+here, because it cannot run offline: AWS itself and KMS-encrypted S3 objects. Anymail does not check SNS
+signatures at all, so there is nothing to test there.
 """
 
 from __future__ import annotations
@@ -95,6 +97,46 @@ class TestInboundPayloadOfEveryEsp:
         response = build(raw, REVIEWER, reply_to).send(Client())
         assert response.status_code == 200, response.content
         assert_answered(request_id, esp_name)
+
+    def test_amazon_ses_with_an_s3_action_downloads_the_message_with_boto3(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        request_id, reply_to = new_request(world)
+        raw = esp.raw_reply(sender=REVIEWER, to=reply_to, body=BODY)
+        with fake_esp_api() as api:
+            # boto3 reads its credentials and (since 1.28) per-service endpoints from the environment.
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+            monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", api.url.rstrip("/"))
+            api.raw("/hitl-inbound/replies/abc.eml", raw)
+            response = esp.amazon_ses_s3("hitl-inbound", "replies/abc.eml", REVIEWER, reply_to).send(Client())
+        assert response.status_code == 200, response.content
+        assert api.seen[0][0] == "/hitl-inbound/replies/abc.eml" and api.seen[0][1].startswith("AWS4-HMAC-SHA256")
+        assert_answered(request_id, "amazon ses")
+
+    def test_amazon_ses_confirms_the_sns_subscription_through_sns(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        topic = "arn:aws:sns:eu-west-1:123456789012:hitl-inbound"
+        with fake_esp_api() as api:
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+            monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", api.url.rstrip("/"))
+            api.xml(
+                "/",
+                '<ConfirmSubscriptionResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+                f"<ConfirmSubscriptionResult><SubscriptionArn>{topic}:1</SubscriptionArn>"
+                "</ConfirmSubscriptionResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata>"
+                "</ConfirmSubscriptionResponse>",
+            )
+            post = esp.amazon_sns_subscription_confirmation(topic)
+            response = post.send(Client())
+        assert response.status_code == 200, response.content
+        token = json.loads(post.body)["Token"]  # type: ignore[arg-type]
+        assert [p for p, _ in api.posted] == ["/"]
+        assert b"Action=ConfirmSubscription" in api.posted[0][1] and token.encode() in api.posted[0][1]
+        assert InboundEmail.objects.count() == 0
 
     def test_resend_fetches_the_message_from_resends_api(self, world: World, esp_settings: dict, settings) -> None:
         request_id, reply_to = new_request(world)
