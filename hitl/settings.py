@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -194,7 +195,25 @@ EMAIL_BACKEND = env_str(
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hitl@localhost")
-ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")}
+
+
+def _anymail_value(value: str) -> object:
+    """Most Anymail settings are strings (keys, secrets, URLs); a few are booleans or dicts
+    (AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS, AMAZON_SES_CLIENT_PARAMS): `true`/`false` and JSON
+    objects become those. Nothing else is converted, so a secret made of digits stays a string."""
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+ANYMAIL = {
+    key[len("ANYMAIL_") :]: _anymail_value(value) for key, value in os.environ.items() if key.startswith("ANYMAIL_")
+}
 
 # --- HITL ----------------------------------------------------------------------------------------
 HITL_BASE_URL = env_str("HITL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

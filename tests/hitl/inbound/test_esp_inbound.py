@@ -235,7 +235,15 @@ class TestTheReadmeNamesEveryInboundEsp:
         assert not missing, missing
 
     def test_anymail_settings_come_from_the_environment(self) -> None:
-        env = {**os.environ, "DEBUG": "1", "ANYMAIL_POSTAL_WEBHOOK_KEY": "MIIBIjAN", "ANYMAIL_BREVO_API_KEY": "k"}
+        env = {
+            **os.environ,
+            "DEBUG": "1",
+            "ANYMAIL_POSTAL_WEBHOOK_KEY": "MIIBIjAN",
+            "ANYMAIL_BREVO_API_KEY": "k",
+            "ANYMAIL_MAILERSEND_INBOUND_SECRET": "0123456789",
+            "ANYMAIL_AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": "false",
+            "ANYMAIL_AMAZON_SES_CLIENT_PARAMS": '{"region_name": "eu-west-1"}',
+        }
         code = "import django; django.setup(); from django.conf import settings; print(settings.ANYMAIL)"
         done = subprocess.run(  # noqa: S603
             [sys.executable, "-c", code],
@@ -246,6 +254,9 @@ class TestTheReadmeNamesEveryInboundEsp:
             timeout=60,
         )
         assert "'POSTAL_WEBHOOK_KEY': 'MIIBIjAN'" in done.stdout and "'BREVO_API_KEY': 'k'" in done.stdout, done
+        assert "'MAILERSEND_INBOUND_SECRET': '0123456789'" in done.stdout  # digits stay a string
+        assert "'AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS': False" in done.stdout
+        assert "'AMAZON_SES_CLIENT_PARAMS': {'region_name': 'eu-west-1'}" in done.stdout
 
     def test_a_missing_required_setting_is_a_500_as_the_readme_says(self, world: World) -> None:
         request_id, reply_to = new_request(world)
