@@ -35,6 +35,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     users: dict[str, str | None] = field(default_factory=dict)
     unconfirmed: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    bots: set[str] = field(default_factory=set)
     fail: tuple[int, str] | None = None
     port: int = 0
     next_ts: int = 1_700_000_000
@@ -85,8 +87,8 @@ class FakeSlack:
                 "user": {
                     "id": user_id,
                     "team_id": TEAM,
-                    "deleted": False,
-                    "is_bot": False,
+                    "deleted": user_id in self.deleted,
+                    "is_bot": user_id in self.bots,
                     "is_email_confirmed": user_id not in self.unconfirmed,
                     "profile": profile,
                 },

@@ -135,6 +135,16 @@ class TestWhoMayAnswer:
         assert [r["reason"] for r in refusals()] == ["no_email", "unverified_email"]
         assert "users:read.email" in ephemerals(slack_api)[0]
 
+    def test_deleted_accounts_and_bots_are_refused(self, slack_world: World, slack_api: FakeSlack) -> None:
+        slack_api.users.update({"U0GONE0001": "ann@example.com", "U0BOT00001": "ann@example.com"})
+        slack_api.deleted.add("U0GONE0001")
+        slack_api.bots.add("U0BOT00001")
+        created, buttons = ask(slack_world, slack_api)
+        press(slack_world, buttons["Approved"], user="U0GONE0001")
+        press(slack_world, buttons["Approved"], user="U0BOT00001")
+        assert HITLRequest.objects.get(pk=created["id"]).is_pending
+        assert [r["reason"] for r in refusals()] == ["unknown_user", "unknown_user"]
+
     def test_a_press_in_another_channel_is_refused(self, slack_world: World, slack_api: FakeSlack) -> None:
         created, buttons = ask(slack_world, slack_api)
         press(slack_world, buttons["Approved"], channel=OTHER_CHANNEL)
@@ -235,6 +245,12 @@ class TestAuthentication:
         assert self.post(slack_world, slack_api, signature="").json()["code"] == "bad_signature"
         assert Resolution.objects.count() == 0 and slack_api.called("users.info") == []
         assert refusals() == [{"reason": "bad_signature"}, {"reason": "bad_signature"}]
+
+    def test_a_flood_of_forgeries_is_audited_only_so_far(self, slack_world: World, slack_api: FakeSlack) -> None:
+        for _ in range(25):
+            response = post_interaction(slack_world.deployment.pk, {"type": "block_actions"}, "not-the-secret")
+            assert response.status_code == 401
+        assert refusals() == [{"reason": "bad_signature"}] * 20
 
     def test_another_deployments_secret_does_not_open_this_one(self, slack_world: World, slack_api: FakeSlack) -> None:
         _, buttons = ask(slack_world, slack_api)
