@@ -134,11 +134,16 @@ def slack_interactions(request: HttpRequest, deployment_id: int) -> HttpResponse
             slack.ACTION_TEXT,
         ):
             enqueue(TASK, deployment.pk, app.origin, payload)
-    elif kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == slack.MODAL_CALLBACK:
+    elif kind == "view_submission" and _dict(payload.get("view")).get("callback_id") == slack.MODAL_CALLBACK:
         enqueue(TASK, deployment.pk, app.origin, payload)
     # Anything else authentic (a closed modal, a shortcut) is acknowledged and ignored. An empty 200
     # also closes a submitted modal: the outcome comes as an ephemeral message.
     return HttpResponse(status=200)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """Slack's payloads are signed, not trusted to be well-formed: a missing or odd part reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _first_action(payload: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +166,7 @@ def _open_modal(deployment: Deployment, app: slack.App, payload: dict[str, Any],
     """Open the comment / text modal now (True), or leave the press to the task (False), which tells the
     presser why not (a stale button, another channel, a request no longer pending)."""
     request = _request_for(deployment, str(action.get("value", "")))
-    channel_id = str((payload.get("channel") or {}).get("id", ""))
+    channel_id = str(_dict(payload.get("channel")).get("id", ""))
     trigger_id = str(payload.get("trigger_id", ""))
     if request is None or not request.is_pending or not trigger_id or _wrong_place(request, app, channel_id):
         return False
@@ -190,7 +195,7 @@ def process_interaction(deployment_id: int, origin: str, payload: dict[str, Any]
     if deployment is None or app is None:
         logger.warning("slack interaction for deployment %s: the app %s is gone", deployment_id, origin)
         return
-    user_id = str((payload.get("user") or {}).get("id", ""))
+    user_id = str(_dict(payload.get("user")).get("id", ""))
     kind, request_hex, channel_id, values = _read(payload)
     request = _request_for(deployment, request_hex)
 
@@ -243,18 +248,18 @@ def process_interaction(deployment_id: int, origin: str, payload: dict[str, Any]
 def _read(payload: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
     """(what was pressed, the request's hex id, the channel, the values) of a press or submission."""
     if payload.get("type") == "view_submission":
-        view = payload.get("view") or {}
+        view = _dict(payload.get("view"))
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
+        except (ValueError, TypeError):
             meta = {}
         meta = meta if isinstance(meta, dict) else {}
-        values = (view.get("state") or {}).get("values") or {}
+        values = _dict(_dict(view.get("state")).get("values"))
         return f"modal:{meta.get('k', '')}", str(meta.get("r", "")), str(meta.get("c", "")), values
     action = _first_action(payload)
     action_id = str(action.get("action_id", ""))
     value = str(action.get("value", ""))
-    channel_id = str((payload.get("channel") or {}).get("id", ""))
+    channel_id = str(_dict(payload.get("channel")).get("id", ""))
     if action_id.startswith(slack.ACTION_OPTION):
         request_hex, _, index = value.partition(":")
         return slack.ACTION_OPTION, request_hex, channel_id, {"index": index}
@@ -262,8 +267,7 @@ def _read(payload: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
 
 
 def _field(values: dict[str, Any], block: str) -> dict[str, Any]:
-    found = (values.get(block) or {}).get("value")
-    return found if isinstance(found, dict) else {}
+    return _dict(_dict(values.get(block)).get("value"))
 
 
 def _answer_from(request: HITLRequest, kind: str, values: dict[str, Any]) -> tuple[services.Answer | None, str]:
@@ -281,8 +285,7 @@ def _answer_from(request: HITLRequest, kind: str, values: dict[str, Any]) -> tup
     if kind == slack.ACTION_OPTION:
         return by_index(values.get("index"))
     if kind == f"modal:{slack.MODAL_COMMENT}":
-        selected = _field(values, "answer").get("selected_option") or {}
-        answer, label = by_index(selected.get("value") if isinstance(selected, dict) else None)
+        answer, label = by_index(_dict(_field(values, "answer").get("selected_option")).get("value"))
         if answer is not None:
             answer.feedback = str(_field(values, "comment").get("value") or "")[: slack.MAX_COMMENT]
         return answer, label

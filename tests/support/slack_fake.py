@@ -38,6 +38,7 @@ class FakeSlack:
     deleted: set[str] = field(default_factory=set)
     bots: set[str] = field(default_factory=set)
     fail: tuple[int, str] | None = None
+    slow_users_info: float = 0.0  # seconds users.info takes (outside the lock)
     port: int = 0
     next_ts: int = 1_700_000_000
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,6 +59,8 @@ class FakeSlack:
         elif body:
             payload.update(parse_qsl(body.decode()))
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        if method == "users.info" and self.slow_users_info:
+            time.sleep(self.slow_users_info)
         with self._lock:
             self.calls.append(Call(token, method, payload))
             if self.fail:
