@@ -278,7 +278,7 @@ class TestAuthentication:
     def test_authentic_payloads_we_do_not_act_on_are_acknowledged(self, slack_world: World) -> None:
         for payload in ({"type": "view_closed", "view": {}}, {"type": "shortcut"}, {"type": "block_actions"}):
             assert post_interaction(slack_world.deployment.pk, payload, SECRET).status_code == 200
-        hostile = [
+        hostile: list[dict[str, Any]] = [
             {
                 "type": "block_actions",
                 "actions": [{"action_id": "hitl_option_0", "value": "x"}],
@@ -290,8 +290,8 @@ class TestAuthentication:
             {"type": "view_submission", "view": "x"},
             {"type": "view_submission", "view": {"callback_id": "hitl_answer", "private_metadata": 5, "state": "x"}},
         ]
-        for payload in hostile:
-            assert post_interaction(slack_world.deployment.pk, payload, SECRET).status_code == 200
+        for odd in hostile:
+            assert post_interaction(slack_world.deployment.pk, odd, SECRET).status_code == 200
         assert Resolution.objects.count() == 0
         bad = post_interaction(slack_world.deployment.pk, {}, SECRET, body="payload=not-json")
         assert bad.status_code == 400 and bad.json()["code"] == "invalid"
