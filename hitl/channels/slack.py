@@ -344,7 +344,7 @@ def open_modal(app: App, trigger_id: str, request: HITLRequest, kind: str, chann
 
 def post_ephemeral(app: App, channel_id: str, user_id: str, text: str) -> None:
     """A message only `user_id` sees, in the channel they pressed in."""
-    call(app.token, "chat_postEphemeral", channel=channel_id, user=user_id, text=text)
+    call(app.token, "chat_postEphemeral", channel=channel_id, user=user_id, text=escape(text))
 
 
 # --- who pressed ------------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ class SlackChannel(Channel):
                 target.app.token,
                 "chat_postMessage",
                 channel=target.channel_id,
-                text=_label(request.message, 3000),  # the notification's text; the blocks are the message
+                text=escape(_label(request.message, 3000)),  # the notification's text; the blocks are the message
                 blocks=message_blocks(request),
                 unfurl_links=False,
                 unfurl_media=False,
@@ -470,7 +470,7 @@ class SlackChannel(Channel):
                     "chat_update",
                     channel=sent.channel_id,
                     ts=sent.ts,
-                    text=_label(request.message, 3000),
+                    text=escape(_label(request.message, 3000)),
                     blocks=resolved_blocks(request, footer),
                 )
             except ChannelError:
@@ -489,7 +489,7 @@ def post_test_message(deployment: Deployment) -> str:
         target.app.token,
         "chat_postMessage",
         channel=target.channel_id,
-        text=f"Test message from the HITL server: deployment {deployment.name} posts its review requests here.",
+        text=f"Test message from the HITL server: deployment {escape(deployment.name)} posts its review requests here.",
     )
     bot = auth.get("user") or auth.get("bot_id") or "the bot"
     team = auth.get("team") or "the workspace"

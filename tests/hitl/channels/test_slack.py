@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from audit.models import AuditEvent
@@ -35,6 +36,7 @@ class TestSlackMessage:
     def test_it_posts_the_question_content_assignee_link_and_buttons(
         self, slack_world: World, slack_api: FakeSlack
     ) -> None:
+        mail.outbox.clear()
         created = slack_world.create(
             channel="slack",
             message="Publish <!channel> post?",
@@ -44,6 +46,8 @@ class TestSlackMessage:
         )
         [sent] = slack_api.called("chat.postMessage")
         assert sent.token == TOKEN and sent.payload["channel"] == CHANNEL
+        assert sent.payload["text"] == "Publish &lt;!channel&gt; post?"  # the notification's text, escaped too
+        assert mail.outbox == []  # channel=slack: no email
         blocks = texts(sent.payload)
         # Escaped: no @channel ping, no markup from the request's text.
         assert "*Publish &lt;!channel&gt; post?*" in blocks
