@@ -424,6 +424,16 @@ class SlackChannel(Channel):
         if target is None:
             return
         to = f"slack:{target.channel_id}"
+        if event == Event.REASSIGNED:
+            # The older messages name the old assignee: retire them (no buttons), the new one takes over.
+            footer = (
+                f":arrows_counterclockwise: Reassigned to {escape(request.assigned_to_email)}: answer on the "
+                "newer message."
+            )
+            try:
+                self._update_open(request, target, footer)
+            except ChannelError as exc:
+                logger.warning("slack: retiring the old messages of %s failed: %s", request.pk, exc.detail)
         try:
             data = call(
                 target.app.token,
@@ -454,12 +464,15 @@ class SlackChannel(Channel):
 
     def close(self, request: HITLRequest) -> None:
         """Update every message about a resolved request: who answered and how; the buttons go."""
-        from hitl.models import SlackMessage
-
         footer = resolution_footer(request)
         target = target_for(request)
         if footer is None or target is None:
             return
+        self._update_open(request, target, footer)
+
+    def _update_open(self, request: HITLRequest, target: Target, footer: str) -> None:
+        from hitl.models import SlackMessage
+
         for sent in SlackMessage.objects.filter(request=request, closed_at__isnull=True):
             # Claim it first: a duplicate task finds nothing left to update.
             if not SlackMessage.objects.filter(pk=sent.pk, closed_at__isnull=True).update(closed_at=timezone.now()):

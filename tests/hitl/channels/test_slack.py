@@ -125,6 +125,24 @@ class TestSlackMessage:
         assert "*Responded*: *rejected*" in blocks and "via api" in blocks
         assert SlackMessage.objects.get().closed_at is not None
 
+    def test_a_reassignment_retires_the_old_message_and_posts_a_new_one(
+        self, slack_world: World, slack_api: FakeSlack
+    ) -> None:
+        from hitl.services import reassign_request
+
+        created = slack_world.create(channel="slack", assign_to="ann@example.com")
+        reassign_request(created["id"], email="bob@example.com", actor="manager@example.com")
+        first, second = slack_api.called("chat.postMessage")
+        [retired] = slack_api.called("chat.update")
+        assert retired.payload["ts"] == f"{slack_api.next_ts - 1}.000100"
+        assert '"actions"' not in texts(retired.payload) and "Reassigned to bob@example.com" in texts(retired.payload)
+        assert "For bob@example.com" in texts(second.payload) and buttons_of(second)
+        # Resolving updates only the message still open.
+        slack_world.client_for("key").post(
+            f"/api/v1/requests/{created['id']}/respond/", {"outcome": "approved"}, format="json"
+        )
+        assert [c.payload["ts"] for c in slack_api.called("chat.update")][1:] == [f"{slack_api.next_ts}.000100"]
+
     def test_a_failing_slack_is_recorded_without_the_token(self, slack_world: World, slack_api: FakeSlack) -> None:
         slack_api.fail = (200, "invalid_auth")
         created = slack_world.create(channel="slack")
