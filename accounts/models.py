@@ -73,6 +73,17 @@ class Deployment(models.Model):
         "or @channelname. Only button presses from this chat are accepted.",
     )
     telegram_bot_token = crypto.EncryptedTextField(blank=True, help_text="Encrypted at rest; set in the admin.")
+    # Slack (SPEC §16): requests created with channel=slack are posted to this channel by this app's bot.
+    slack_channel_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Channel that gets requests sent with channel=slack, e.g. C0123456789 (invite the app's bot "
+        "to it). Only presses in this channel are accepted.",
+    )
+    slack_bot_token = crypto.EncryptedTextField(blank=True, help_text="xoxb-…; encrypted at rest; set in the admin.")
+    slack_signing_secret = crypto.EncryptedTextField(
+        blank=True, help_text="The Slack app's signing secret; encrypted at rest; set in the admin."
+    )
 
     class Meta:
         unique_together = [("organization", "name")]

@@ -26,6 +26,7 @@ class Mode(models.TextChoices):
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     TELEGRAM = "telegram", "Telegram"
+    SLACK = "slack", "Slack"
 
 
 class OnTimeout(models.TextChoices):
@@ -51,6 +52,7 @@ class Source(models.TextChoices):
     DASHBOARD = "dashboard", "Dashboard"
     API = "api", "API"
     TELEGRAM = "telegram", "Telegram"
+    SLACK = "slack", "Slack"
     AUTO = "auto", "Auto"
 
 
@@ -102,6 +104,17 @@ class RoutingRule(models.Model):
     )
     telegram_bot_token = crypto.EncryptedTextField(
         blank=True, help_text="Overrides the deployment's Telegram bot (encrypted at rest; set in the admin)."
+    )
+    slack_channel_id = models.CharField(
+        max_length=32, blank=True, help_text="Overrides the deployment's Slack channel for requests this rule assigns."
+    )
+    slack_bot_token = crypto.EncryptedTextField(
+        blank=True,
+        help_text="With the signing secret, overrides the deployment's Slack app (encrypted at rest; set in "
+        "the admin).",
+    )
+    slack_signing_secret = crypto.EncryptedTextField(
+        blank=True, help_text="The signing secret of this rule's own Slack app (encrypted at rest; set in the admin)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -418,3 +431,18 @@ class TelegramMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}/{self.message_id}"
+
+
+class SlackMessage(models.Model):
+    """A message the Slack channel posted (channel id and `ts` name it), so it can be updated once the
+    request is resolved by whatever channel: the buttons go and it says who answered, how."""
+
+    request = models.ForeignKey(HITLRequest, on_delete=models.CASCADE, related_name="slack_messages")
+    channel_id = models.CharField(max_length=32)
+    ts = models.CharField(max_length=32)
+    event = models.CharField(max_length=40)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When its buttons were removed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.ts}"

@@ -235,6 +235,8 @@ HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
 HITL_MAX_WAIT_SECONDS = 60
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
+# Slack's Web API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
+HITL_SLACK_API_BASE = env_str("HITL_SLACK_API_BASE", "https://slack.com/api").rstrip("/")
 
 LOGGING = {
     "version": 1,

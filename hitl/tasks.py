@@ -95,3 +95,11 @@ def sweep() -> str:
 def deliver_webhook(delivery_id: int) -> None:
     """One attempt of one webhook delivery, if it is due (a duplicate task finds nothing to do)."""
     webhook_outbox.attempt_delivery(delivery_id)
+
+
+def process_slack_interaction(deployment_id: int, app_origin: str, payload: dict[str, object]) -> None:
+    """A verified Slack press or modal submission (queued by the interactions endpoint, which has to
+    answer Slack within 3 seconds): identify the presser and answer, or tell them why not."""
+    from hitl.inbound.slack import process_interaction
+
+    process_interaction(deployment_id, app_origin, payload)

@@ -18,6 +18,7 @@ from guardian.shortcuts import get_group_perms, get_user_perms
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
+from hitl.admin.slack import SLACK_FIELDS, SlackSettingsForm, slack_status, test_slack
 from hitl.admin.telegram import TelegramTokenForm, telegram_status
 from hitl.channels.base import ChannelError
 from hitl.channels.telegram import register_webhook
@@ -44,7 +45,7 @@ class RoutingRuleInline(admin.TabularInline):
     ordering = ("priority", "id")
 
 
-class DeploymentForm(TelegramTokenForm):
+class DeploymentForm(SlackSettingsForm, TelegramTokenForm):
     class Meta:
         model = Deployment
         fields = (
@@ -62,6 +63,7 @@ class DeploymentForm(TelegramTokenForm):
             "auto_response_default_outcome",
             "auto_response_emit_options",
             "telegram_chat_id",
+            "slack_channel_id",
         )
 
 
@@ -82,8 +84,8 @@ class DeploymentAdmin(GuardedModelAdmin):
     autocomplete_fields = ("creator",)
     form = DeploymentForm
     inlines = [RoutingRuleInline]
-    readonly_fields = ("routing_tools", "telegram")
-    actions = ["register_telegram_webhook"]
+    readonly_fields = ("routing_tools", "telegram", "slack")
+    actions = ["register_telegram_webhook", test_slack]
     fieldsets = (
         (None, {"fields": ("organization", "name", "creator")}),
         ("Routing", {"fields": ("routing_tools",)}),
@@ -115,6 +117,15 @@ class DeploymentAdmin(GuardedModelAdmin):
                 "“Register the Telegram webhook” action on the deployment list.",
             },
         ),
+        (
+            "Slack",
+            {
+                "fields": SLACK_FIELDS,
+                "description": "For requests created with channel=slack. Set the Slack app's interactivity "
+                "request URL to HITL_BASE_URL/slack/<deployment id>/interactions/, then run “Test Slack” on "
+                "the deployment list.",
+            },
+        ),
     )
 
     @admin.display(description="Routing rules")
@@ -132,6 +143,10 @@ class DeploymentAdmin(GuardedModelAdmin):
     @admin.display(description="Status")
     def telegram(self, obj: Deployment) -> str:
         return telegram_status(obj)
+
+    @admin.display(description="Status")
+    def slack(self, obj: Deployment) -> str:
+        return slack_status(obj)
 
     @admin.action(description="Register the Telegram webhook of the selected deployments")
     def register_telegram_webhook(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:

@@ -15,6 +15,7 @@ from django.urls import path
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
+from hitl.admin.slack import SLACK_FIELDS, SlackSettingsForm, slack_status
 from hitl.admin.telegram import TelegramTokenForm, telegram_status
 from hitl.models import HITLRequest, RoutingRule
 from hitl.routing.assign import choose_assignee
@@ -103,7 +104,7 @@ class RoutingTesterMixin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/hitl/routingrule/test.html", context)
 
 
-class RoutingRuleForm(TelegramTokenForm):
+class RoutingRuleForm(SlackSettingsForm, TelegramTokenForm):
     class Meta:
         model = RoutingRule
         fields = (
@@ -120,13 +121,14 @@ class RoutingRuleForm(TelegramTokenForm):
             "escalation_after_minutes",
             "escalation_emails",
             "telegram_chat_id",
+            "slack_channel_id",
         )
 
 
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
     form = RoutingRuleForm
-    readonly_fields = ("telegram",)
+    readonly_fields = ("telegram", "slack")
     fieldsets = (
         (None, {"fields": ("deployment", "name", "enabled", "priority")}),
         ("Match", {"fields": ("method_pattern", "flow_pattern", "conditions")}),
@@ -139,6 +141,7 @@ class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
             "Telegram (overrides the deployment's)",
             {"fields": ("telegram_chat_id", "telegram_bot_token_input", "clear_telegram_bot_token", "telegram")},
         ),
+        ("Slack (overrides the deployment's)", {"fields": SLACK_FIELDS}),
     )
     list_display = (
         "name",
@@ -158,6 +161,10 @@ class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
     @admin.display(description="Telegram")
     def telegram(self, obj: RoutingRule) -> str:
         return telegram_status(obj)
+
+    @admin.display(description="Slack")
+    def slack(self, obj: RoutingRule) -> str:
+        return slack_status(obj)
 
     def save_model(self, request: HttpRequest, obj: RoutingRule, form: Any, change: bool) -> None:
 

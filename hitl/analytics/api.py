@@ -67,7 +67,7 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class ChannelSerializer(serializers.Serializer):
-    source = serializers.CharField(help_text="email, dashboard, api, telegram or auto.")  # type: ignore[assignment]
+    source = serializers.CharField(help_text="email, dashboard, api, telegram, slack or auto.")  # type: ignore[assignment]
     count = serializers.IntegerField()
     share = serializers.FloatField(allow_null=True)
 

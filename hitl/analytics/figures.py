@@ -23,7 +23,7 @@ What each figure counts (the README's "Analytics" section repeats this):
 - **Auto-response share**: `auto_responded / (responded + auto_responded + timed_out)`.
 - **Decisions**: answers (`responded` + `auto_responded`) in the period per outcome, human and auto
   apart; `""` is an answer without an outcome (free-form feedback, text or choices answers).
-- **Channels**: the same answers per source (`email`, `dashboard`, `api`, `telegram`, `auto`).
+- **Channels**: the same answers per source (`email`, `dashboard`, `api`, `telegram`, `slack`, `auto`).
 - **Backlog**: pending requests now; `overdue` = pending and past the SLA due time (flagged by the
   sweeper or not yet); the oldest pending request's creation time and age.
 - **Per period**: `created` per bucket of `created_at`, everything else per bucket of `resolved_at`;
@@ -49,7 +49,7 @@ from hitl.models import HITLRequest, Source, Status
 DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
 RESOLVED_STATUSES = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT, Status.CANCELLED)
-CHANNELS = (Source.EMAIL, Source.DASHBOARD, Source.API, Source.TELEGRAM, Source.AUTO)
+CHANNELS = (Source.EMAIL, Source.DASHBOARD, Source.API, Source.TELEGRAM, Source.SLACK, Source.AUTO)
 TIME_KEYS = ("answered", "response_time_mean", "response_time_median", "response_time_p90")
 DIMENSIONS = {
     "deployment": "deployment_id",

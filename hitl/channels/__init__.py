@@ -6,6 +6,7 @@ CHANNELS: list[str] = [
     "hitl.channels.email.EmailChannel",
     "hitl.channels.webhook.WebhookChannel",
     "hitl.channels.telegram.TelegramChannel",
+    "hitl.channels.slack.SlackChannel",
 ]
 
 

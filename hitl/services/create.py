@@ -11,10 +11,11 @@ from django.utils import timezone
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_events
+from hitl.channels import slack
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.lib.errors import InvalidInput
-from hitl.models import HITLRequest, Mode, Source
+from hitl.models import Channel, HITLRequest, Mode, Source
 from hitl.routing.assign import choose_assignee
 from hitl.services.deadlines import follow_up
 from hitl.services.request_input import validate_request_input
@@ -56,6 +57,8 @@ def create_request(
         state=clean.state,
         explicit=clean.assign_to or None,
     )
+    if clean.channel == Channel.SLACK:
+        slack.require_configured(deployment, assignment.rule)
     follow = follow_up(deployment, assignment.rule)
     request = HITLRequest.objects.create(
         deployment=deployment,

@@ -23,7 +23,7 @@ MAX_CHOICES = 1000
 MAX_TIMEOUT = 365 * 24 * 3600
 
 MODES = ("emit", "approval", "choices", "text")
-CHANNELS = ("email", "telegram")
+CHANNELS = ("email", "telegram", "slack")
 ON_TIMEOUT = ("default", "fail", "continue")
 
 

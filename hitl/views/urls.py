@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from hitl.inbound import telegram
+from hitl.inbound import slack, telegram
 from hitl.views import inbox, magic, review
 
 app_name = "hitl"
@@ -22,4 +22,5 @@ urlpatterns = [
     path("r/<uuid:request_id>/<str:email_b64>/<str:token>/fresh/", magic.magic_fresh, name="magic-fresh"),
     path("r/<uuid:request_id>/<str:email_b64>/<str:token>/delegate/", magic.magic_delegate, name="magic-delegate"),
     path("telegram/<int:deployment_id>/webhook/", telegram.telegram_webhook, name="telegram-webhook"),
+    path("slack/<int:deployment_id>/interactions/", slack.slack_interactions, name="slack-interactions"),
 ]

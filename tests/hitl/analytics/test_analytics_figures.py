@@ -88,7 +88,7 @@ class TestDecisionsAndChannels:
 
     def test_it_counts_the_channel_mix_of_answers(self, loaded: World) -> None:
         channels = {row["source"]: row["count"] for row in analytics(loaded.manager).channels()}
-        assert channels == {"email": 5, "dashboard": 1, "api": 1, "telegram": 1, "auto": 1}
+        assert channels == {"email": 5, "dashboard": 1, "api": 1, "telegram": 1, "slack": 0, "auto": 1}
 
 
 class TestBreakdowns:
