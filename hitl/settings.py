@@ -172,7 +172,11 @@ CSRF_TRUSTED_ORIGINS = ["/".join(_BASE.split("/", 3)[:3])] if _BASE else []
 if _HTTPS:
     SECURE_SSL_REDIRECT = env_bool("HITL_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("HITL_HSTS_SECONDS", 365 * 24 * 3600)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HITL_HSTS_INCLUDE_SUBDOMAINS", False)
+    # HSTS from hitl.example.com covers only that host and its own subdomains (the inbound mail domain is
+    # SMTP, which HSTS does not touch): on by default. Turn both off when HITL_BASE_URL is an apex domain
+    # with subdomains still on plain HTTP.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HITL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("HITL_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     # Health probes come from the proxy or the machine itself over plain HTTP.
