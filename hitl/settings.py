@@ -148,7 +148,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BUNDLED_DIR / "static"]
 STATIC_ROOT = env_str("STATIC_ROOT") or str(HITL_VAR_DIR / ("staticfiles" if CHECKOUT else "static"))
 # WhiteNoise serves STATIC_ROOT (filled by `collectstatic`, which `hitl serve` runs first) with DEBUG off:
-# hashed names cached for a year, gzip and Brotli copies. Under DEBUG, runserver serves the sources.
+# hashed names cached for a year, gzipped copies. Under DEBUG, runserver serves the sources.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
