@@ -83,3 +83,17 @@ def require_production_settings() -> None:
     missing = missing_production_settings()
     if missing:
         raise ImproperlyConfigured(production.refusal(missing))
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_smtp_tls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Django only finds out when the first email is sent, in a worker, long after the start."""
+    if not (settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL):
+        return []
+    return [
+        checks.Error(
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: SMTP uses one of them (STARTTLS or implicit TLS).",
+            hint="Port 587 usually takes EMAIL_USE_TLS=1, port 465 EMAIL_USE_SSL=1.",
+            id="hitl.E004",
+        )
+    ]

@@ -46,6 +46,13 @@ class TestRefusalToStart:
         done = hitl("serve", values={"ALLOWED_HOSTS": "x"})
         assert "SECRET_KEY, HITL_BASE_URL, HITL_ENCRYPTION_KEYS, ANYMAIL_WEBHOOK_SECRET are not set" in done.stderr
 
+    def test_management_commands_report_a_missing_base_url(self) -> None:
+        done = python(
+            "from django.core.management import execute_from_command_line as run; run(['x', 'check'])",
+            without("HITL_BASE_URL"),
+        )
+        assert done.returncode != 0 and "hitl.E003" in done.stderr
+
     def test_it_loads_with_everything_set(self) -> None:
         done = python("import hitl.wsgi; print(callable(hitl.wsgi.application))", PRODUCTION)
         assert done.stdout.strip() == "True", done.stderr

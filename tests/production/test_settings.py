@@ -77,6 +77,20 @@ class TestSmtp:
         }
 
 
+class TestSmtpCheck:
+    def test_it_refuses_both_kinds_of_tls_at_once(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            env=environment({**PRODUCTION, "EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0 and "hitl.E004" in done.stderr
+
+
 class TestCheckDeploy:
     def run(self, values: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
