@@ -155,3 +155,44 @@ def test_the_collected_files_are_in_the_var_dir(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "staticfiles" / "staticfiles.json").is_file()  # a checkout: <var>/staticfiles
     assert list((tmp_path / "staticfiles" / "hitl").glob("app.*.css.gz"))
+
+
+class TestServeBehindATlsProxy:
+    def test_it_redirects_plain_http_and_sends_hsts_over_the_proxys_https(self, tmp_path: Path) -> None:
+        """HITL_BASE_URL https + HITL_BEHIND_PROXY=1, as docs/deploy.md configures it behind nginx."""
+        port = free_port()
+        values = {
+            **PRODUCTION,
+            "ALLOWED_HOSTS": "hitl.example.com",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "HITL_VAR_DIR": str(tmp_path),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from hitl.cli import main; main()", "serve", "--bind", f"127.0.0.1:{port}"]
+            + ["--workers", "1", "--threads", "2"],
+            env=environment(values),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            base, host = f"http://127.0.0.1:{port}", {"Host": "hitl.example.com"}
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    plain = httpx.get(f"{base}/api/v1/version/", headers=host, timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "hitl serve did not start"
+                    time.sleep(0.3)
+            assert plain.status_code == 301
+            assert plain.headers["location"] == "https://hitl.example.com/api/v1/version/"
+            proxied = httpx.get(f"{base}/accounts/login/", headers={**host, "X-Forwarded-Proto": "https"}, timeout=5)
+            assert proxied.status_code == 200
+            assert proxied.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
+            cookie = proxied.headers["set-cookie"]
+            assert "csrftoken=" in cookie and "Secure" in cookie
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=40)
