@@ -10,7 +10,7 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A checkout has manage.py beside the packages; an installed wheel (site-packages) does not, and keeps
-# its templates and static files under hitl/bundled/ (pyproject maps the top-level folders there).
+# its templates and static files under hitl/bundled/ (setup.py maps the top-level folders there).
 CHECKOUT = (BASE_DIR / "manage.py").is_file()
 BUNDLED_DIR = BASE_DIR if CHECKOUT else Path(__file__).resolve().parent / "bundled"
 
