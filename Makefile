@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint migrate clean crewai-venv chromium
+.PHONY: run test install lint migrate clean crewai-venv chromium e2e
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,15 +33,22 @@ test: install chromium
 chromium:
 	@test -x /usr/bin/chromium || tests/browser/install-chromium.sh
 
-# A separate virtualenv with CrewAI for the integration test (never the server's); CI sets
-# CREWAI_PYTHON=.venv-crewai/bin/python so `make test` runs it.
+# A separate virtualenv with CrewAI and the installed client (hitl-client, never the server) for the
+# integration test; CI sets CREWAI_PYTHON=.venv-crewai/bin/python so `make test` runs it.
 crewai-venv: .venv-crewai/.installed
 
-.venv-crewai/.installed: tests/integration/crewai-requirements.txt
-	$(PYTHON) -m venv .venv-crewai
+.venv-crewai/.installed: tests/integration/crewai-requirements.txt hitl/client/pyproject.toml $(wildcard hitl/client/hitl_client/*.py)
+	test -x .venv-crewai/bin/python || $(PYTHON) -m venv .venv-crewai
 	.venv-crewai/bin/pip install --quiet --upgrade pip
-	.venv-crewai/bin/pip install --quiet -r tests/integration/crewai-requirements.txt httpx
+	.venv-crewai/bin/pip install --quiet -r tests/integration/crewai-requirements.txt ./hitl/client
+	.venv-crewai/bin/pip install --quiet --force-reinstall --no-deps ./hitl/client  # new code, same version
+	rm -rf hitl/client/build hitl/client/*.egg-info
 	touch .venv-crewai/.installed
+
+# The production end-to-end test (tests/production/e2e.py): wheels in fresh virtualenvs, `hitl serve`
+# and two `hitl worker`s on PostgreSQL + Redis. .ci/run runs it after starting both.
+e2e: install
+	$(BIN)/python tests/production/e2e.py
 
 lint: install
 	$(BIN)/ruff check .

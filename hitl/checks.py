@@ -7,6 +7,9 @@ from typing import Any
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from hitl.lib import production
 
 
 @checks.register(checks.Tags.security, deploy=False)
@@ -44,5 +47,53 @@ def check_inbound_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list
             "ANYMAIL_WEBHOOK_SECRET is not set: the inbound email webhook would accept anyone's POST.",
             hint='Set ANYMAIL_WEBHOOK_SECRET="user:long-random-password" and use it in your ESP\'s inbound URL.',
             id="hitl.E002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_base_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.DEBUG or settings.HITL_BASE_URL:
+        return []
+    return [
+        checks.Error(
+            "HITL_BASE_URL is not set: every link handed out (magic links, callback URLs) would be wrong.",
+            hint="Set HITL_BASE_URL to the public URL reviewers open, e.g. https://hitl.example.com",
+            id="hitl.E003",
+        )
+    ]
+
+
+def missing_production_settings() -> list[str]:
+    """The production variables (hitl.lib.production.REQUIRED) this process lacks; none under DEBUG."""
+    if settings.DEBUG:
+        return []
+    present = {
+        "SECRET_KEY": bool(settings.SECRET_KEY),
+        "HITL_BASE_URL": bool(settings.HITL_BASE_URL),
+        "HITL_ENCRYPTION_KEYS": bool(settings.HITL_ENCRYPTION_KEYS),
+        "ANYMAIL_WEBHOOK_SECRET": bool(settings.ANYMAIL.get("WEBHOOK_SECRET")),
+    }
+    return [name for name in production.REQUIRED if not present[name]]
+
+
+def require_production_settings() -> None:
+    """Called where a long-running process starts (hitl/wsgi.py, `hitl serve`, `hitl worker`): system
+    checks only run in management commands, and gunicorn runs none."""
+    missing = missing_production_settings()
+    if missing:
+        raise ImproperlyConfigured(production.refusal(missing))
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_smtp_tls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Django only finds out when the first email is sent, in a worker, long after the start."""
+    if not (settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL):
+        return []
+    return [
+        checks.Error(
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: SMTP uses one of them (STARTTLS or implicit TLS).",
+            hint="Port 587 usually takes EMAIL_USE_TLS=1, port 465 EMAIL_USE_SSL=1.",
+            id="hitl.E004",
         )
     ]

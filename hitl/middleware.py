@@ -78,3 +78,20 @@ class DatabaseUnavailableMiddleware:
             )
         response["Retry-After"] = str(self.RETRY_AFTER)
         return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """The Content-Security-Policy header (settings.HITL_CONTENT_SECURITY_POLICY) on every response that
+    does not set its own: pages, the admin, the API docs, errors. Django 5.2 has no CSP of its own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.conf import settings
+
+        response = self.get_response(request)
+        if settings.HITL_CONTENT_SECURITY_POLICY:
+            response.headers.setdefault("Content-Security-Policy", settings.HITL_CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        return response

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A checkout has manage.py beside the packages; an installed wheel (site-packages) does not, and keeps
+# its templates and static files under hitl/bundled/ (setup.py maps the top-level folders there).
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+BUNDLED_DIR = BASE_DIR if CHECKOUT else Path(__file__).resolve().parent / "bundled"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -34,10 +39,17 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ("insecure-dev-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    # Refuse to run without a secret in production: every token and magic link is signed with it.
+    # Refuse to run without a secret in production: every token and magic link is signed with it. The
+    # message names every other missing production variable too, so one try shows the whole list.
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY must be set (or DEBUG=1 for development).")
+    from hitl.lib import production
+
+    raise ImproperlyConfigured(production.refusal([n for n in production.REQUIRED if not os.environ.get(n)]))
+# Where an installed server keeps what it writes (the default SQLite file, collected static files, the
+# file email backend's mail): the virtualenv's var/hitl/, so site-packages stays read-only. A checkout
+# keeps them in the project, as before.
+HITL_VAR_DIR = Path(env_str("HITL_VAR_DIR") or (BASE_DIR if CHECKOUT else Path(sys.prefix) / "var" / "hitl"))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "localhost,127.0.0.1")
 
 INSTALLED_APPS = [
@@ -62,6 +74,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware (WhiteNoise's rule): static files skip the rest of the stack.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "hitl.middleware.ContentSecurityPolicyMiddleware",
     "hitl.middleware.RejectNulMiddleware",
     "hitl.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,7 +93,7 @@ WSGI_APPLICATION = "hitl.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BUNDLED_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -92,7 +107,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        env_str("DATABASE_URL") or f"sqlite:///{HITL_VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
@@ -131,8 +146,55 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env_str("STATIC_ROOT") or str(BASE_DIR / "staticfiles")
+STATICFILES_DIRS = [BUNDLED_DIR / "static"]
+STATIC_ROOT = env_str("STATIC_ROOT") or str(HITL_VAR_DIR / ("staticfiles" if CHECKOUT else "static"))
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic`, which `hitl serve` runs first) with DEBUG off:
+# hashed names cached for a year, gzipped copies. Under DEBUG, runserver serves the sources.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- security: proxy, TLS, headers ----------------------------------------------------------------
+# Behind a TLS-terminating proxy (nginx, docs/deploy.md) the proxy says the original scheme in
+# X-Forwarded-Proto; only trust that header when told the proxy is there (it must overwrite it).
+HITL_BEHIND_PROXY = env_bool("HITL_BEHIND_PROXY", False)
+if HITL_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_BASE = env_str("HITL_BASE_URL").rstrip("/")
+_HTTPS = _BASE.startswith("https://")
+# The form pages post to the origin of HITL_BASE_URL (behind a proxy Django's Host check alone would
+# reject them as cross-origin when the scheme differs).
+CSRF_TRUSTED_ORIGINS = ["/".join(_BASE.split("/", 3)[:3])] if _BASE else []
+if _HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("HITL_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("HITL_HSTS_SECONDS", 365 * 24 * 3600)
+    # HSTS from hitl.example.com covers only that host and its own subdomains (the inbound mail domain is
+    # SMTP, which HSTS does not touch): on by default. Turn both off when HITL_BASE_URL is an apex domain
+    # with subdomains still on plain HTTP.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HITL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("HITL_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Health probes come from the proxy or the machine itself over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Every page, the admin and the API docs included: our own scripts only (no inline script anywhere;
+# the API docs load their init script from the split Swagger view), inline styles allowed (the admin
+# and Swagger UI set them), nothing framed, forms post only to us.
+HITL_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "hitl:inbox"
@@ -193,7 +255,15 @@ EMAIL_BACKEND = env_str(
     # Under DEBUG, sent mail lands in the dev mailbox (/dev/mailbox/) where it can be answered.
     "hitl.lib.dev_mailbox.DevMailboxBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(HITL_VAR_DIR / ("var/mail" if CHECKOUT else "mail"))
+# SMTP (the default backend with DEBUG off), as in Django.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30) or None
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hitl@localhost")
 
 
@@ -216,7 +286,9 @@ ANYMAIL = {
 }
 
 # --- HITL ----------------------------------------------------------------------------------------
-HITL_BASE_URL = env_str("HITL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# No default in production (a process refuses to start without it, hitl.checks): a silent 127.0.0.1
+# would make every emailed link point at the reviewer's own machine.
+HITL_BASE_URL = _BASE or ("http://127.0.0.1:8000" if DEBUG else "")
 HITL_INBOUND_DOMAIN = env_str("HITL_INBOUND_DOMAIN", "hitl.localhost")
 HITL_REPLY_TOKEN_TTL = env_int("HITL_REPLY_TOKEN_TTL", 7 * 24 * 3600)
 HITL_ENCRYPTION_KEYS = env_list("HITL_ENCRYPTION_KEYS")

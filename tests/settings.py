@@ -27,3 +27,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and not DATABA
     # A file, not :memory:, so a real `qcluster` subprocess can open the test database (one file per
     # test process: pytest-xdist workers never share it). pytest-django deletes it at the end.
     DATABASES["default"]["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(), f"hitl-test-{os.getpid()}.sqlite3")
+# Pages render `{% static %}` without a collectstatic run: plain names, and WhiteNoise reads the sources
+# (tests/production/ collects into a temporary STATIC_ROOT and checks the hashed, compressed files).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

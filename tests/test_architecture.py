@@ -34,7 +34,8 @@ LAYERS: dict[str, float] = {
     "flows": 3,  # server-side flows: build on requests, never the other way round
     "hitl": 4,  # the surfaces: views, api, admin, analytics, templatetags, management, urls, wsgi
 }
-CLIENT = "hitl.client"  # installed alone: imports nothing of ours but itself
+CLIENT = "hitl.client"  # the client (hitl_client, and its alias hitl.client): imports nothing of ours but itself
+CLIENT_DIR = ROOT / "hitl" / "client" / "hitl_client"  # the hitl-client distribution's package
 
 
 def module_name(path: Path) -> str:
@@ -125,6 +126,50 @@ class TestLayers:
             if (layer_of(other) or 0) > 0
         ]
         assert found == expected
+
+
+def client_imports() -> list[str]:
+    """Every absolute import in the hitl-client distribution that is neither the standard library nor
+    its one dependency (httpx); CrewAI only in hitl_client.crewai (the `crewai` extra)."""
+    import sys
+
+    found = []
+    for path in sorted(CLIENT_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("httpx", "hitl_client"):
+                    continue
+                if top == "crewai" and path.name == "crewai.py":
+                    continue
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    return found
+
+
+class TestClientDistribution:
+    def test_it_imports_only_the_standard_library_and_httpx(self) -> None:
+        assert list(CLIENT_DIR.glob("*.py")), "the client's package is in hitl/client/hitl_client"
+        assert client_imports() == []
+
+    def test_its_alias_is_the_same_client(self) -> None:
+        """The server's `hitl.client` names are hitl_client's (the checkout has it on the path)."""
+        import hitl.client
+        import hitl.client.crewai
+        import hitl_client
+        import hitl_client.crewai
+
+        assert hitl.client.HitlClient is hitl_client.HitlClient
+        assert hitl.client.crewai.HitlResumer is hitl_client.crewai.HitlResumer
+        assert set(hitl.client.__all__) == set(hitl_client.__all__)
+
+    def test_its_version_is_the_servers(self) -> None:
+        import hitl
+        import hitl_client
+
+        assert hitl_client.__version__ == hitl.__version__
 
 
 class TestTaskPaths:

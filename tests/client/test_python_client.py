@@ -1,4 +1,5 @@
-"""The Python client against a live server (real HTTP on 127.0.0.1)."""
+"""The Python client (the hitl-client distribution, `hitl_client`) against a live server (real HTTP on
+127.0.0.1). tests/production/ installs it alone in a virtualenv and drives an installed server."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from hitl.client import HitlApiError, HitlClient, HitlTimeout, verify_signature
+from hitl_client import HitlApiError, HitlClient, HitlTimeout, verify_signature
 from tests.support.base import build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_ROOT = ROOT / "hitl" / "client"
+
+
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter with the checkout's client on the path (as if installed)."""
+    env = {"PYTHONPATH": f"{CLIENT_ROOT}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
 
 
 class TestClient:
@@ -43,9 +53,9 @@ class TestClient:
             assert invalid.value.code == "invalid" and "emit_options" in invalid.value.body["errors"]
 
     def test_it_imports_without_django(self) -> None:
-        code = "import sys; import hitl.client; assert 'django' not in sys.modules; print('ok')"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        assert out.stdout.strip() == "ok"
+        for module in ("hitl_client", "hitl.client"):
+            out = python(f"import sys; import {module}; assert 'django' not in sys.modules; print('ok')")
+            assert out.stdout.strip() == "ok", out.stderr
 
 
 class TestVerifySignature:
@@ -83,18 +93,28 @@ class TestMatchingAgreesWithTheServer:
         ],
     )
     def test_it_splits_like_the_server(self, text: str) -> None:
-        from hitl.client.matching import split_leading_option as client_split
         from hitl.lib.answers import split_leading_option as server_split
+        from hitl_client.matching import split_leading_option as client_split
 
         server = server_split(text, self.OPTIONS)
         assert client_split(text, self.OPTIONS) == (server.outcome, server.feedback)
 
     def test_the_client_imports_nothing_from_the_server(self) -> None:
         code = (
-            "import sys, hitl.client, hitl.client.crewai, hitl.client.matching; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'accounts', 'audit', 'flows') "
-            "or (m.startswith('hitl.') and not m.startswith('hitl.client')));"
+            "import sys, hitl_client, hitl_client.crewai, hitl_client.matching; "
+            "ours = ('django', 'accounts', 'audit', 'flows', 'hitl'); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ours);"
             "print(bad); sys.exit(1 if bad else 0)"
         )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        done = python(code)
         assert done.returncode == 0, done.stdout + done.stderr
+
+    def test_the_alias_works_without_the_installed_client(self) -> None:
+        """Where only the server is installed, `hitl.client` is the copy shipped inside it."""
+        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+        code = (
+            "import hitl.client, hitl.client.crewai, hitl.client.matching, sys; "
+            "assert 'hitl_client' not in sys.modules; print(hitl.client.HitlClient.__module__)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+        assert done.stdout.strip() == "hitl.client.hitl_client", done.stderr

@@ -15,8 +15,12 @@ from crewai.flow.flow import Flow, listen, start
 from crewai.flow.human_feedback import HumanFeedbackResult, human_feedback
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 
-from hitl.client import HitlClient
-from hitl.client.crewai import HitlResumer, install
+import hitl_client
+from hitl_client import HitlClient
+from hitl_client.crewai import HitlResumer, install
+
+# The installed distribution (make crewai-venv), not a copy of the checkout on the path.
+assert "site-packages" in hitl_client.__file__, hitl_client.__file__
 
 RAN: list[str] = []
 

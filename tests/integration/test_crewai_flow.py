@@ -1,5 +1,7 @@
 """A real CrewAI flow (in its own virtualenv) pauses through our provider, is answered by email reply,
-and our resumer resumes it: the `approved` listener runs with the reviewer's feedback, no LLM."""
+and our resumer resumes it: the `approved` listener runs with the reviewer's feedback, no LLM. The
+client is the one installed in that virtualenv (`pip install ./hitl/client`, make crewai-venv), never
+the checkout on a PYTHONPATH."""
 
 from __future__ import annotations
 
@@ -27,16 +29,16 @@ pytestmark = [
 
 def crewai(*args: str, home: Path) -> dict:
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
+        **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE")},
         "HOME": str(home),
         "CREWAI_DISABLE_TELEMETRY": "true",
         "CREWAI_TRACING_ENABLED": "false",
         "OTEL_SDK_DISABLED": "true",
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     out = subprocess.run(
-        [CREWAI_PYTHON, str(ROOT / "tests/integration/crewai_flow.py"), *args],
+        # Run from a temporary directory: neither the checkout nor the script's folder gives `hitl_client`.
+        [CREWAI_PYTHON, "-I", str(ROOT / "tests/integration/crewai_flow.py"), *args],
+        cwd=home,
         capture_output=True,
         text=True,
         env=env,

@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from hitl.channels import webhook_outbox
-from hitl.client import verify_signature
 from hitl.lib import crypto
 from hitl.models import DeliveryStatus, Webhook, WebhookDelivery
 from hitl.services.sweep import sweep
+from hitl_client import verify_signature
 from tests.support.base import World
 from tests.support.receiver import Receiver
 
