@@ -43,7 +43,6 @@ class SweepReport:
     reminded: int = 0
     escalated: int = 0
     deliveries: int = 0
-    idempotency_keys_purged: int = 0
 
     def __str__(self) -> str:
         return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
@@ -131,7 +130,9 @@ def sweep(now: datetime | None = None) -> SweepReport:
         enqueue("hitl.tasks.deliver_webhook", delivery_id)
         report.deliveries += 1
     # Idempotency keys live 24 h (SPEC §15); a replay after that is a new call.
-    report.idempotency_keys_purged, _ = IdempotencyKey.objects.expired(now).delete()
+    purged, _ = IdempotencyKey.objects.expired(now).delete()
+    if purged:
+        logger.info("sweep: forgot %d idempotency keys older than 24 h", purged)
     if any(getattr(report, f.name) for f in fields(report)):
         logger.info("sweep: %s", report)
     return report

@@ -132,12 +132,13 @@ class TestReplay:
     def test_keys_older_than_a_day_are_purged_by_the_sweep_and_then_run_again(self, world: World) -> None:
         post(world, "/api/v1/requests/", BODY, "old-key")
         IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
-        assert sweep().idempotency_keys_purged == 1
-        assert IdempotencyKey.objects.count() == 0
+        post(world, "/api/v1/requests/", BODY, "fresh-key")
+        sweep()
+        assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh-key"]
         again = post(world, "/api/v1/requests/", BODY, "old-key")
         assert again.status_code == 201
         assert not again.has_header("Idempotent-Replayed")
-        assert HITLRequest.objects.count() == 2
+        assert HITLRequest.objects.count() == 3
 
     def test_the_header_is_in_the_openapi_schema(self, world: World) -> None:
         schema = world.client_for("manager").get("/api/schema/?format=json").json()
