@@ -142,10 +142,14 @@ def replay(row: IdempotencyKey) -> Response:
     return Response(row.response_body, status=row.status_code, headers=headers)
 
 
+def release(row: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(pk=row.pk).delete()
+
+
 def complete(row: IdempotencyKey, response: Response) -> None:
     """Keep a success for replay; release the key after anything else (nothing happened)."""
     if not 200 <= response.status_code < 300:
-        IdempotencyKey.objects.filter(pk=row.pk).delete()
+        release(row)
         return
     body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
     headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
@@ -173,7 +177,7 @@ def idempotent(view: View) -> View:
         try:
             response = view(self, request, *args, **kwargs)
         except BaseException:
-            IdempotencyKey.objects.filter(pk=claimed.pk).delete()
+            release(claimed)
             raise
         complete(claimed, response)
         return response
