@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 import jsonschema
 import mcp_types as types
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp.server import Server
@@ -147,6 +147,12 @@ async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolR
         data = await _call(tool.name, principal, arguments)
     except tools.ToolError as exc:
         return _error(exc.code, exc.detail)
+    except (OperationalError, InterfaceError):
+        logger.warning("mcp: %s: database unavailable", tool.name, exc_info=True)
+        return _error("database_unavailable", "The database is unavailable; retry in a few seconds.")
+    except Exception:
+        logger.exception("mcp: %s failed", tool.name)
+        return _error("server_error", "The server failed to run this tool; it was logged.")
     return types.CallToolResult(content=[types.TextContent(text=json.dumps(data))], structured_content=data)
 
 
@@ -272,6 +278,14 @@ def _unauthorized(detail: str, code: str) -> JsonResponse:
 @csrf_exempt
 def endpoint(request: HttpRequest) -> HttpResponse:
     """POST /mcp/ (JSON-RPC over streamable HTTP); GET and DELETE answer 405 as a stateless server does."""
+    if request.method != "POST":
+        # No session to delete and no server-initiated stream to offer (the transport spec allows 405);
+        # the SDK would hold a GET open as an SSE stream, and with it one of our threads.
+        response = JsonResponse(
+            {"detail": "Only POST: this MCP server is stateless.", "code": "method_not_allowed"}, status=405
+        )
+        response["Allow"] = "POST"
+        return response
     try:
         found = ApiKeyAuthentication().authenticate(cast(Any, request))
     except exceptions.AuthenticationFailed as exc:

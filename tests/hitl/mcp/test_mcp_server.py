@@ -308,3 +308,12 @@ class TestRefusals:
         assert (anonymous.status_code, anonymous.json()["code"]) == (401, "not_authenticated")
         assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
         assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_api_key")
+
+    def test_get_and_delete_are_refused_quickly_by_a_stateless_server(
+        self, live_server: Any, world_live: World
+    ) -> None:
+        auth = {"Authorization": f"Bearer {world_live.key}", "Accept": "text/event-stream"}
+        get = httpx.get(f"{live_server.url}/mcp/", headers=auth, timeout=10)
+        delete = httpx.delete(f"{live_server.url}/mcp/", headers=auth, timeout=10)
+        assert (get.status_code, get.headers["Allow"], get.json()["code"]) == (405, "POST", "method_not_allowed")
+        assert delete.status_code == 405
