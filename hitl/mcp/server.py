@@ -281,11 +281,11 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         # No session to delete and no server-initiated stream to offer (the transport spec allows 405);
         # the SDK would hold a GET open as an SSE stream, and with it one of our threads.
-        response = JsonResponse(
+        refusal = JsonResponse(
             {"detail": "Only POST: this MCP server is stateless.", "code": "method_not_allowed"}, status=405
         )
-        response["Allow"] = "POST"
-        return response
+        refusal["Allow"] = "POST"
+        return refusal
     try:
         found = ApiKeyAuthentication().authenticate(cast(Any, request))
     except exceptions.AuthenticationFailed as exc:
