@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.lib.access import ApiKeyPrincipal
+from hitl.lib import crypto
 from hitl.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -115,7 +116,7 @@ def claim(principal: str, key: str, digest: str, now: datetime | None = None) ->
     ):
         # Expired or abandoned: take it over with a compare-and-set, so one retry of many wins.
         taken = IdempotencyKey.objects.filter(pk=row.pk, created_at=row.created_at).update(
-            fingerprint=digest, created_at=now, completed_at=None, status_code=None, response_body=None
+            fingerprint=digest, created_at=now, completed_at=None, status_code=None, response_encrypted=""
         )
         if taken:
             row.refresh_from_db()
@@ -139,7 +140,7 @@ def claim_again(principal: str, key: str, digest: str, now: datetime) -> Idempot
 def replay(row: IdempotencyKey) -> Response:
     assert row.status_code is not None
     headers = {**(row.response_headers or {}), REPLAYED_HEADER: "true"}
-    return Response(row.response_body, status=row.status_code, headers=headers)
+    return Response(json.loads(crypto.decrypt(row.response_encrypted)), status=row.status_code, headers=headers)
 
 
 def release(row: IdempotencyKey) -> None:
@@ -151,10 +152,10 @@ def complete(row: IdempotencyKey, response: Response) -> None:
     if not 200 <= response.status_code < 300:
         release(row)
         return
-    body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
+    body = crypto.encrypt(json.dumps(response.data, cls=DjangoJSONEncoder))
     headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
     IdempotencyKey.objects.filter(pk=row.pk).update(
-        status_code=response.status_code, response_body=body, response_headers=headers, completed_at=timezone.now()
+        status_code=response.status_code, response_encrypted=body, response_headers=headers, completed_at=timezone.now()
     )
 
 

@@ -439,7 +439,9 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while in progress.")
-    response_body = models.JSONField(null=True, blank=True)
+    # Encrypted: a kickoff's first response carries the run's webhook secret, shown once; its replay is
+    # the one other place it may appear, so it rests as a Fernet token like every other secret.
+    response_encrypted = crypto.EncryptedTextField(blank=True, default="", help_text="The first response's body.")
     response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)

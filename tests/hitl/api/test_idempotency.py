@@ -128,6 +128,9 @@ class TestReplay:
         assert again.json()["execution_id"] == first.json()["execution_id"]
         assert again["Idempotent-Replayed"] == "true"
         assert FlowRun.objects.count() == 1
+        # The first response rests encrypted (a kickoff's carries the run's webhook secret).
+        stored = IdempotencyKey.objects.get().response_encrypted
+        assert stored and first.json()["execution_id"] not in stored
 
     def test_keys_older_than_a_day_are_purged_by_the_sweep_and_then_run_again(self, world: World) -> None:
         post(world, "/api/v1/requests/", BODY, "old-key")
