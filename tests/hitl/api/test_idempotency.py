@@ -132,6 +132,20 @@ class TestReplay:
         stored = IdempotencyKey.objects.get().response_encrypted
         assert stored and first.json()["execution_id"] not in stored
 
+    def test_resume_is_replayed_and_the_task_reruns_once(self, world: World) -> None:
+        from tests.support import sample_flows  # noqa: F401  (registers test_crew)
+
+        DeploymentFlow.objects.create(deployment=world.deployment, flow_name="test_crew")
+        kicked = post(world, f"/api/v1/deployments/{world.deployment.pk}/kickoff/", {"flow": "test_crew"}, None)
+        run_id = kicked.json()["execution_id"]
+        path = f"/api/v1/deployments/{world.deployment.pk}/resume/"
+        body = {"execution_id": run_id, "task_id": "research_task", "human_feedback": "More.", "is_approve": False}
+        first = post(world, path, body, "resume-1")
+        again = post(world, path, body, "resume-1")
+        assert first.status_code == again.status_code == 200, first.content
+        assert again["Idempotent-Replayed"] == "true"
+        assert FlowRun.objects.get(pk=run_id).state["drafts"] == ["none", "More."]
+
     def test_keys_older_than_a_day_are_purged_by_the_sweep_and_then_run_again(self, world: World) -> None:
         post(world, "/api/v1/requests/", BODY, "old-key")
         IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
