@@ -82,7 +82,7 @@ CREATE_FIELDS: dict[str, Any] = {
     "mode": {
         "enum": [m.value for m in Mode],
         "description": "emit (pick one of emit_options), approval (approve/reject), choices (pick from "
-        "options), text (free-form answer). Defaults from the fields given.",
+        "options), text (free-form answer). Default: emit with emit_options, choices with options, else text.",
     },
     "emit_options": {
         "type": "array",
@@ -278,6 +278,8 @@ def status_of(request_id: str) -> str:
 def create_review(principal: ApiKeyPrincipal, arguments: dict[str, Any]) -> str:
     """Create the request (once per idempotency key); its id."""
     data = {name: value for name, value in arguments.items() if name in CREATE_FIELDS}
+    if "mode" not in data and "emit_options" not in data and "options" not in data:
+        data["mode"] = Mode.TEXT  # SPEC §2: free-form feedback when neither options nor a mode is given
     key = arguments.get("idempotency_key")
     row = None
     if key:

@@ -141,7 +141,7 @@ class TestTools:
         assert (result["status"], result["outcome"], result["feedback"]) == ("responded", "rejected", "no")
 
     def test_a_retry_with_the_same_idempotency_key_makes_one_request(self, live_server: Any, world_live: World) -> None:
-        args = {"message": "Once?", "mode": "text", "wait_seconds": 0, "idempotency_key": "agent-call-1"}
+        args = {"message": "Once?", "wait_seconds": 0, "idempotency_key": "agent-call-1"}
 
         async def script(client: Client) -> list[Any]:
             return [await client.call_tool("request_human_review", args) for _ in range(3)]
@@ -149,6 +149,7 @@ class TestTools:
         results = run(live_server, world_live.key, script)
         assert len({r.structured_content["request_id"] for r in results}) == 1
         assert HITLRequest.objects.count() == 1 and len(mail.outbox) == 1
+        assert HITLRequest.objects.get().mode == "text"  # neither options nor a mode: free-form feedback
         changed = run(
             live_server, world_live.key, lambda c: c.call_tool("request_human_review", {**args, "message": "Other"})
         )
@@ -210,8 +211,9 @@ class TestApprovalPrompt:
 
         def approve(request: HITLRequest) -> None:
             seen.update(message=request.message, content=request.content, state=request.state, mode=request.mode)
-            page = world_live.client_for("key").get(f"/api/v1/requests/{request.pk}/")
-            seen["api"] = page.json()
+            reviewer = DjangoClient()
+            reviewer.force_login(world_live.manager)
+            seen["page"] = reviewer.get(f"/requests/{request.pk}/").content.decode()
             world_live.client_for("key").post(
                 f"/api/v1/requests/{request.pk}/respond/", {"outcome": "approved"}, format="json"
             )
@@ -221,6 +223,8 @@ class TestApprovalPrompt:
         assert "Bash" in seen["message"] and seen["mode"] == "approval"
         assert json.dumps(self.ARGS["input"], indent=2, sort_keys=True) in seen["content"]
         assert seen["state"]["tool_name"] == "Bash" and seen["state"]["input"] == self.ARGS["input"]
+        # The review page shows the tool and its input (the content, and the state in the context panel).
+        assert "Allow the agent to run Bash?" in seen["page"] and "rm -rf build/" in seen["page"]
 
     def test_an_edited_input_comes_back_as_updated_input(self, live_server: Any, world_live: World) -> None:
         def approve_edited(request: HITLRequest) -> None:
