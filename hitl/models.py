@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -446,3 +447,37 @@ class SlackMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}/{self.ts}"
+
+
+class IdempotencyKeyQuerySet(models.QuerySet["IdempotencyKey"]):
+    def expired(self, now: Any = None) -> IdempotencyKeyQuerySet:
+        return self.filter(created_at__lt=(now or timezone.now()) - IdempotencyKey.LIFETIME)
+
+
+class IdempotencyKey(models.Model):
+    """One `Idempotency-Key` a principal sent to a POST (SPEC §15), and the first response it got.
+
+    The row is inserted in its own transaction *before* the call runs: the unique (principal, key) pair
+    is what lets exactly one of several concurrent duplicates in as many processes make the call; the
+    others find the row and answer 409 (still running) or replay its response (done)."""
+
+    LIFETIME = timedelta(hours=24)
+
+    principal = models.CharField(max_length=64, help_text="key:<api key id> or user:<user id>.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while in progress.")
+    # Encrypted: a kickoff's first response carries the run's webhook secret, shown once; its replay is
+    # the one other place it may appear, so it rests as a Fernet token like every other secret.
+    response_encrypted = crypto.EncryptedTextField(blank=True, default="", help_text="The first response's body.")
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = IdempotencyKeyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="idempotency_key_per_principal")]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.key[:40]}"

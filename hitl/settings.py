@@ -305,6 +305,10 @@ HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 # a step still running when it is re-enqueued would have its body run twice.
 HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
 HITL_MAX_WAIT_SECONDS = 60
+# MCP (SPEC §15): how long `approval_prompt` waits for a reviewer before it denies, and whether the
+# reviewer may edit the tool's input (the edit comes back to Claude Code as `updatedInput`).
+HITL_MCP_PROMPT_WAIT = env_int("HITL_MCP_PROMPT_WAIT", 300)
+HITL_MCP_PROMPT_EDITABLE = env_bool("HITL_MCP_PROMPT_EDITABLE", True)
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
 # Slack's Web API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).

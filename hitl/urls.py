@@ -4,12 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from hitl.inbound import dev_mailbox
+from hitl.mcp.server import endpoint as mcp_endpoint
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(("hitl.api.urls", "api"), namespace="api")),
+    path("mcp/", mcp_endpoint, name="mcp"),  # the MCP server (SPEC §15), streamable HTTP
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view loads its init script from this same URL (?script=), so the page has no inline
     # script and runs under the Content-Security-Policy (script-src 'self').

@@ -29,6 +29,7 @@ LAYERS: dict[str, float] = {
     "hitl.schedules": 2.5,
     "hitl.checks": 2.5,
     "hitl.middleware": 2.5,
+    "hitl.idempotency": 2.5,  # the Idempotency-Key decorator: the requests API and the flows API use it
     "hitl.apps": 2.5,
     "hitl.settings": 2.5,
     "flows": 3,  # server-side flows: build on requests, never the other way round

@@ -15,6 +15,7 @@ from accounts.lib.access import deployment_scope, principal_label
 from accounts.models import Deployment
 from flows.engine import crew, runs
 from flows.models import FlowRun
+from hitl.idempotency import idempotent
 from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import callback_url
 
@@ -109,6 +110,7 @@ def _deployment(request: Request, deployment_id: int) -> Deployment:
 
 
 class KickoffView(APIView):
+    @idempotent
     @extend_schema(
         request=KickoffSerializer, responses={202: KickoffResponseSerializer, 200: KickoffResponseSerializer, **ERRORS}
     )
@@ -136,6 +138,7 @@ class KickoffView(APIView):
 
 
 class ResumeView(APIView):
+    @idempotent
     @extend_schema(request=ResumeSerializer, responses={200: KickoffResponseSerializer, **ERRORS})
     def post(self, request: Request, deployment_id: int) -> Response:
         deployment = _deployment(request, deployment_id)

@@ -31,6 +31,7 @@ from hitl.api.serializers import (
     ResultSerializer,
     result_of,
 )
+from hitl.idempotency import idempotent
 from hitl.lib import signing
 from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import CALLBACK_PURPOSE
@@ -118,6 +119,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
+    @idempotent
     @extend_schema(request=RequestCreateSerializer, responses={201: RequestSerializer, **ERRORS})
     def create(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
@@ -171,6 +173,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 obj = HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
         return Response({"status": obj.status, **result_of(obj)})
 
+    @idempotent
     @extend_schema(request=RespondSerializer, responses={200: ResultSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def respond(self, request: Request, pk: str | None = None) -> Response:
@@ -183,6 +186,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(resolution.result)
 
+    @idempotent
     @extend_schema(request=CancelSerializer, responses={200: RequestSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from hitl.channels import webhook_outbox
 from hitl.lib.errors import NotPending
 from hitl.lib.queue import enqueue
-from hitl.models import HITLRequest, Status
+from hitl.models import HITLRequest, IdempotencyKey, Status
 from hitl.services import deadlines, resolve
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
     for delivery_id in webhook_outbox.due_deliveries(now, BATCH):
         enqueue("hitl.tasks.deliver_webhook", delivery_id)
         report.deliveries += 1
+    # Idempotency keys live 24 h (SPEC §15); a replay after that is a new call.
+    purged, _ = IdempotencyKey.objects.expired(now).delete()
+    if purged:
+        logger.info("sweep: forgot %d idempotency keys older than 24 h", purged)
     if any(getattr(report, f.name) for f in fields(report)):
         logger.info("sweep: %s", report)
     return report

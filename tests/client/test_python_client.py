@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hitl_client import HitlApiError, HitlClient, HitlTimeout, verify_signature
@@ -56,6 +57,49 @@ class TestClient:
         for module in ("hitl_client", "hitl.client"):
             out = python(f"import sys; import {module}; assert 'django' not in sys.modules; print('ok')")
             assert out.stdout.strip() == "ok", out.stderr
+
+
+class LosesTheFirstAnswer(httpx.HTTPTransport):
+    """The server gets every call, but the first answer is lost on the way back (a timeout after the
+    work was done), as a proxy or a flaky network does; the second try gets a 503 from "the proxy"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("Idempotency-Key", ""))
+        if len(self.keys) == 2:
+            return httpx.Response(503, json={"detail": "busy", "code": "unavailable"})
+        response = super().handle_request(request)
+        if len(self.keys) == 1:
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+class TestRetries:
+    def test_a_retried_create_sends_one_key_and_makes_one_request(self, live_server) -> None:
+        from hitl.models import HITLRequest
+
+        world = build_world()
+        transport = LosesTheFirstAnswer()
+        with HitlClient(live_server.url, world.key, transport=transport, backoff=0.01) as client:
+            created = client.create_request("Ship it?", emit_options=["approved", "rejected"])
+        assert len(transport.keys) == 3 and len(set(transport.keys)) == 1 and transport.keys[0]
+        assert HITLRequest.objects.count() == 1
+        assert str(HITLRequest.objects.get().pk) == created["id"]
+
+    def test_each_create_gets_a_fresh_key(self, live_server) -> None:
+        from hitl.models import HITLRequest
+
+        world = build_world()
+        with HitlClient(live_server.url, world.key) as client:
+            client.create_request("One?", mode="text")
+            client.create_request("One?", mode="text")
+            client.create_request("Mine", mode="text", idempotency_key="caller-chosen")
+            client.create_request("Mine", mode="text", idempotency_key="caller-chosen")
+        assert HITLRequest.objects.count() == 3
 
 
 class TestVerifySignature:

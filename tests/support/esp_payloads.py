@@ -121,7 +121,7 @@ def postmark(sender: str, to: str, body: str, headers: dict[str, str] | None = N
     }
 
 
-def mailgun_signature(signing_key: str = ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"]) -> dict[str, str]:
+def mailgun_signature(signing_key: str = str(ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"])) -> dict[str, str]:
     timestamp, token = str(int(time.time())), uuid.uuid4().hex
     signature = hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     return {"timestamp": timestamp, "token": token, "signature": signature}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,16 @@ class HitlTimeout(TimeoutError):
     """Nobody answered within the time `wait_for_result` was given."""
 
 
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
 class HitlClient:
     def __init__(
         self,
@@ -46,7 +57,12 @@ class HitlClient:
         *,
         timeout: float = 75.0,
         transport: httpx.BaseTransport | None = None,
+        retries: int = 3,
+        backoff: float = 0.5,
     ):
+        # POSTs that change something carry an Idempotency-Key (SPEC §15), so retrying one after a
+        # dropped connection or a 502/503/504 can never make a second request or send a second email.
+        self.retries, self.backoff = retries, backoff
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"hitl-client/{__version__}"},
@@ -65,6 +81,29 @@ class HitlClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
+        return self._parse(response)
+
+    def _post(self, path: str, body: Mapping[str, Any], idempotency_key: str | None) -> Any:
+        """POST with one Idempotency-Key for the first try and every retry (a fresh one unless given)."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http.post(path, json=dict(body), headers=headers)
+            except httpx.TransportError:
+                if last:
+                    raise
+            else:
+                retry = response.status_code in RETRY_STATUSES or (
+                    response.status_code == 409 and _code(response) == "idempotency_in_progress"
+                )
+                if not retry or last:
+                    return self._parse(response)
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _parse(response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -75,9 +114,12 @@ class HitlClient:
 
     # --- requests --------------------------------------------------------------------------------
 
-    def create_request(self, message: str, **fields: Any) -> dict[str, Any]:
-        """Create a review request; `fields` are the SPEC §2 fields (emit_options, content, state, …)."""
-        return self._call("POST", "/api/v1/requests/", json={"message": message, **fields})  # type: ignore[no-any-return]
+    def create_request(self, message: str, *, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Create a review request; `fields` are the SPEC §2 fields (emit_options, content, state, …).
+
+        Retried on connection errors and 502/503/504 with one Idempotency-Key: one request, however
+        many tries. Pass your own `idempotency_key` to make a retry of *this process* safe too."""
+        return self._post("/api/v1/requests/", {"message": message, **fields}, idempotency_key)  # type: ignore[no-any-return]
 
     def get_request(self, request_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/requests/{request_id}/")  # type: ignore[no-any-return]
@@ -96,12 +138,12 @@ class HitlClient:
             if deadline is not None and time.monotonic() >= deadline:
                 raise HitlTimeout(f"request {request_id} still pending after {timeout} s")
 
-    def respond(self, request_id: str, **answer: Any) -> dict[str, Any]:
+    def respond(self, request_id: str, *, idempotency_key: str | None = None, **answer: Any) -> dict[str, Any]:
         """Answer as an API client: outcome=, feedback=, choice_id=, text=, edited_output=."""
-        return self._call("POST", f"/api/v1/requests/{request_id}/respond/", json=answer)  # type: ignore[no-any-return]
+        return self._post(f"/api/v1/requests/{request_id}/respond/", answer, idempotency_key)  # type: ignore[no-any-return]
 
-    def cancel(self, request_id: str, reason: str = "") -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/requests/{request_id}/cancel/", json={"reason": reason})  # type: ignore[no-any-return]
+    def cancel(self, request_id: str, reason: str = "", *, idempotency_key: str | None = None) -> dict[str, Any]:
+        return self._post(f"/api/v1/requests/{request_id}/cancel/", {"reason": reason}, idempotency_key)  # type: ignore[no-any-return]
 
     def list_requests(self, **filters: Any) -> dict[str, Any]:
         return self._call("GET", "/api/v1/requests/", params=filters)  # type: ignore[no-any-return]
@@ -109,12 +151,18 @@ class HitlClient:
     # --- server-side flows -----------------------------------------------------------------------
 
     def kickoff(
-        self, deployment_id: int, *, flow: str | None = None, inputs: Mapping[str, Any] | None = None, **webhooks: str
+        self,
+        deployment_id: int,
+        *,
+        flow: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **webhooks: str,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"inputs": dict(inputs or {}), **webhooks}
         if flow:
             body["flow"] = flow
-        return self._call("POST", f"/api/v1/deployments/{deployment_id}/kickoff/", json=body)  # type: ignore[no-any-return]
+        return self._post(f"/api/v1/deployments/{deployment_id}/kickoff/", body, idempotency_key)  # type: ignore[no-any-return]
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/executions/{execution_id}/")  # type: ignore[no-any-return]
@@ -127,6 +175,7 @@ class HitlClient:
         task_id: str,
         human_feedback: str,
         is_approve: bool,
+        idempotency_key: str | None = None,
         **webhooks: str,
     ) -> dict[str, Any]:
         body = {
@@ -136,7 +185,7 @@ class HitlClient:
             "is_approve": is_approve,
             **webhooks,
         }
-        return self._call("POST", f"/api/v1/deployments/{deployment_id}/resume/", json=body)  # type: ignore[no-any-return]
+        return self._post(f"/api/v1/deployments/{deployment_id}/resume/", body, idempotency_key)  # type: ignore[no-any-return]
 
 
 def verify_signature(secret: str, body: bytes | str, headers: Mapping[str, str], *, tolerance: int = 300) -> bool:
