@@ -184,7 +184,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 1
+    Q_CLUSTER["poll"] = float(os.environ.get("HITL_Q_POLL") or 1)  # seconds between the ORM broker's polls
 
 # --- email ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
-from hitl.channels.base import Channel, ChannelError, Event
+from hitl.channels.base import Channel, ChannelError, Event, record_failure
 from hitl.lib import crypto, http
 from hitl.lib.links import absolute, magic_link_url
 
@@ -208,13 +208,7 @@ class TelegramChannel(Channel):
         try:
             result = call(target.token, "sendMessage", payload)
         except ChannelError as exc:
-            Model.objects.filter(pk=request.pk).update(notification_error=exc.detail[:1000])
-            record_event(
-                EventType.NOTIFICATION_FAILED,
-                target=request,
-                source="telegram",
-                data={"to": to, "event": event, "error": exc.detail[:1000]},
-            )
+            record_failure(request, "telegram", event, exc.detail, to=to)
             raise
         message_id = int((result or {}).get("message_id") or 0)
         TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)
