@@ -217,9 +217,19 @@ HITL_MAX_WAIT_SECONDS = 60
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
 
+# One line per event with time, level, logger and message; HITL_LOG_FORMAT=json for JSON lines.
+HITL_LOG_FORMAT = env_str("HITL_LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "hitl.lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if HITL_LOG_FORMAT == "json" else "text"}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# When set, GET /metrics wants `Authorization: Bearer <token>`.
+HITL_METRICS_TOKEN = env_str("HITL_METRICS_TOKEN")
