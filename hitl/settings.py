@@ -32,6 +32,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ("insecure-dev-key-change-me" if DEBUG else "")
+# Earlier SECRET_KEYs, newest first: what they signed (sessions, reply tokens, magic links, callback
+# URLs, Telegram secrets and buttons) keeps working until a key is dropped from this list.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 if not SECRET_KEY:
     # Refuse to run without a secret in production: every token and magic link is signed with it.
     from django.core.exceptions import ImproperlyConfigured
