@@ -26,6 +26,13 @@ NOTIFY_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
 NOTIFY_FAILURE_BACKOFF = (60, 300, 900, 1800, 3600)
 
 
+def _channel_name(channel_path: str) -> str:
+    try:
+        return (channel(channel_path).name or channel_path.rsplit(".", 1)[-1])[:20]
+    except Exception:  # an unknown path is the failure being recorded: name it as given
+        return channel_path.rsplit(".", 1)[-1][:20]
+
+
 def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0, failures: int = 0) -> None:
     """`attempt` counts database-outage retries, `failures` failed deliveries (both default to 0, so
     tasks queued with the older three or four arguments still run)."""
@@ -63,7 +70,7 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
         else:
             detail = f"{type(exc).__name__}: {exc}"
             if request is not None:
-                record_failure(request, channel(channel_path).name or channel_path, event, detail)
+                record_failure(request, _channel_name(channel_path), event, detail)
         if failures >= len(NOTIFY_FAILURE_BACKOFF):
             logger.error(
                 "notify_channel %s %s/%s failed %s times, giving up: %s",

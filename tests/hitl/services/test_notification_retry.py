@@ -80,6 +80,15 @@ class TestNotificationRetry:
         request = HITLRequest.objects.get(pk=created["id"])
         assert len(mail.outbox) == 1 and request.notified_at is not None and request.notification_error == ""
 
+    def test_any_exception_of_a_channel_is_recorded_and_retried(self, world: World) -> None:
+        created = world.create()
+        tasks.notify_channel("tests.support.failing_backend.ExplodingChannel", created["id"], "new_request")
+        request = HITLRequest.objects.get(pk=created["id"])
+        assert request.notification_failures == 1 + len(tasks.NOTIFY_FAILURE_BACKOFF)
+        assert request.notification_error == "RuntimeError: channel bug"
+        event = AuditEvent.objects.filter(event_type="notification.failed").first()
+        assert event is not None and event.source == "exploding"
+
     def test_a_retry_of_an_answered_request_sends_nothing(self, world: World, settings: Any) -> None:
         created = world.create(assign_to=REVIEWER)
         world.client_for("key").post(f"/api/v1/requests/{created['id']}/cancel/")
