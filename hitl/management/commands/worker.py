@@ -59,6 +59,28 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _become_subreaper() -> None:
+    """Linux: orphaned descendants (a killed sentinel's workers) become our children, so we reap them
+    instead of leaving zombies to a PID 1 that may not (a container's)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no children left
+        if pid == 0:
+            time.sleep(0.02)
+
+
 def _sentinel(stop_event: Any, start_event: Any, cluster_id: Any, broker: Any, timeout: Any) -> None:
     """The cluster's sentinel, deaf to SIGTERM and SIGINT like every process it forks (they inherit
     the dispositions): the master alone decides when to stop."""
@@ -108,6 +130,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        _become_subreaper()
 
         cluster_id = uuid.uuid4()
         name = humanize(cluster_id.hex)
@@ -136,10 +159,11 @@ class Command(BaseCommand):
         leftovers = _descendants(os.getpid())
         if sentinel.is_alive() or leftovers:
             logger.warning("worker %s did not drain within %ss: killing %s", name, stop_timeout, leftovers)
-            for pid in leftovers:
+            for pid in reversed(leftovers):  # the workers before the sentinel that would replace them
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             sentinel.join(1)
+            _reap(1.0)
         logger.info("worker %s stopped", name)
         # Skip multiprocessing's exit handlers: they would join the (now dead or killed) children again.
         logging.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django_q.models import OrmQ, Task
@@ -44,3 +45,23 @@ class TestWorkerStop:
             task = Task.objects.get(id=task_id)
             assert task.success and task.result == "done"
             assert not OrmQ.objects.exists()
+
+
+class TestWorkerStopDeadline:
+    def test_a_task_longer_than_the_deadline_is_killed_and_handed_out_again(
+        self, qcluster: QCluster, tmp_path: Path, settings: Any
+    ) -> None:
+        if settings.REDIS_URL:
+            pytest.skip("the Redis broker does not redeliver a task whose worker was killed")
+        qcluster.extra_env.update(HITL_Q_POLL="0.2", HITL_WORKER_STOP_TIMEOUT="2")
+        qcluster.start()
+        mark = tmp_path / "long.txt"
+        task_id = async_task("tests.support.tasks.slow_mark", str(mark), 60, sync=False)
+        wait_for(mark, "started")
+        took = qcluster.send(signal.SIGTERM, group=True)
+        assert 2 <= took < 10, took
+        assert "killing" in qcluster.log()
+        assert mark.read_text() == "started\n" and not Task.objects.filter(id=task_id).exists()
+        # Not acknowledged: still in the ORM broker's queue, for the next worker once its lock expires.
+        (queued,) = OrmQ.objects.all()
+        assert queued.task_id() == task_id
