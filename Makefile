@@ -19,12 +19,13 @@ install: $(STAMP)
 migrate: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 
-# Web server on 127.0.0.1:8000 and a django-q2 worker together; Ctrl-C stops both.
+# Web server on 127.0.0.1:8000 and a django-q2 worker (`manage.py worker`, which stops cleanly on the
+# group's signal) together; Ctrl-C stops both.
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py load_demo
-	@echo "Starting web server on http://127.0.0.1:8000 and a qcluster worker (Ctrl-C stops both)"
-	@DEBUG=1 bash -c 'trap "kill 0" EXIT; $(BIN)/python manage.py qcluster & $(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload'
+	@echo "Starting web server on http://127.0.0.1:8000 and a worker (Ctrl-C stops both)"
+	@DEBUG=1 bash -c 'trap "kill 0" EXIT; $(BIN)/python manage.py worker & $(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload'
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -195,6 +195,9 @@ class HITLRequest(models.Model):
 
     notified_at = models.DateTimeField(null=True, blank=True, help_text="When the assignee was last notified.")
     notification_error = models.TextField(blank=True, help_text="The last notification failure, if any.")
+    notification_failures = models.PositiveIntegerField(
+        default=0, help_text="Notification attempts that failed (each is also in the audit log)."
+    )
 
     objects = HITLRequestQuerySet.as_manager()
 

@@ -38,6 +38,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ("insecure-dev-key-change-me" if DEBUG else "")
+# Earlier SECRET_KEYs, newest first: what they signed (sessions, reply tokens, magic links, callback
+# URLs, Telegram secrets and buttons) keeps working until a key is dropped from this list.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 if not SECRET_KEY:
     # Refuse to run without a secret in production: every token and magic link is signed with it. The
     # message names every other missing production variable too, so one try shows the whole list.
@@ -247,7 +250,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 1
+    Q_CLUSTER["poll"] = float(os.environ.get("HITL_Q_POLL") or 1)  # seconds between the ORM broker's polls
 
 # --- email ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
@@ -314,9 +317,19 @@ HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram
 # Slack's Web API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_SLACK_API_BASE = env_str("HITL_SLACK_API_BASE", "https://slack.com/api").rstrip("/")
 
+# One line per event with time, level, logger and message; HITL_LOG_FORMAT=json for JSON lines.
+HITL_LOG_FORMAT = env_str("HITL_LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "hitl.lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if HITL_LOG_FORMAT == "json" else "text"}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# When set, GET /metrics wants `Authorization: Bearer <token>`.
+HITL_METRICS_TOKEN = env_str("HITL_METRICS_TOKEN")

@@ -9,8 +9,8 @@ from django.db import InterfaceError, OperationalError, connection
 
 from hitl.channels import webhook_outbox
 from hitl.channels.announce import channel
-from hitl.channels.base import ChannelError
-from hitl.lib.queue import enqueue
+from hitl.channels.base import ChannelError, record_failure
+from hitl.lib.queue import enqueue, enqueue_in
 from hitl.models import HITLRequest
 from hitl.services import sweep as sweeper
 
@@ -20,8 +20,23 @@ logger = logging.getLogger(__name__)
 # after these pauses (about a minute in all), rather than lost: django-q2 never retries a failed task.
 NOTIFY_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
 
+# A notification that fails (the SMTP server refuses, the ESP or the Bot API answers an error, the
+# channel raises) is tried again after these pauses: 6 tries over about 1 h 50 min (SPEC §17: at least
+# 5 over at least an hour), each failure on the request and in the audit log.
+NOTIFY_FAILURE_BACKOFF = (60, 300, 900, 1800, 3600)
 
-def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0) -> None:
+
+def _channel_name(channel_path: str) -> str:
+    try:
+        return (channel(channel_path).name or channel_path.rsplit(".", 1)[-1])[:20]
+    except Exception:  # an unknown path is the failure being recorded: name it as given
+        return channel_path.rsplit(".", 1)[-1][:20]
+
+
+def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0, failures: int = 0) -> None:
+    """`attempt` counts database-outage retries, `failures` failed deliveries (both default to 0, so
+    tasks queued with the older three or four arguments still run)."""
+    request: HITLRequest | None = None
     try:
         # get(), not first(): no ORDER BY (Meta.ordering) to build and sort for one row by its key. No
         # organization: no channel reads more of it than `deployment.organization_id`.
@@ -31,9 +46,6 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
             logger.warning("notify_channel: request %s is gone", request_id)
             return
         channel(channel_path).notify(request, event)
-    except ChannelError as exc:
-        # The channel has recorded and audited the failure itself; nothing more to retry here.
-        logger.warning("channel %s failed for %s/%s: %s", channel_path, request_id, event, exc.detail)
     except (OperationalError, InterfaceError) as exc:
         if attempt >= len(NOTIFY_RETRY_DELAYS):
             logger.error(
@@ -51,7 +63,29 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
         )
         connection.close()  # the next attempt opens a fresh connection
         time.sleep(delay)
-        enqueue("hitl.tasks.notify_channel", channel_path, request_id, event, attempt + 1)
+        enqueue("hitl.tasks.notify_channel", channel_path, request_id, event, attempt + 1, failures)
+    except Exception as exc:
+        if isinstance(exc, ChannelError):
+            detail = exc.detail  # the channel has recorded and audited it
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+            if request is not None:
+                record_failure(request, _channel_name(channel_path), event, detail)
+        if failures >= len(NOTIFY_FAILURE_BACKOFF):
+            logger.error(
+                "notify_channel %s %s/%s failed %s times, giving up: %s",
+                channel_path,
+                request_id,
+                event,
+                failures + 1,
+                detail,
+            )
+            return
+        delay = NOTIFY_FAILURE_BACKOFF[failures]
+        logger.warning(
+            "notify_channel %s %s/%s failed (%s); again in %s s", channel_path, request_id, event, detail, delay
+        )
+        enqueue_in(delay, "hitl.tasks.notify_channel", channel_path, request_id, event, 0, failures + 1)
 
 
 def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:

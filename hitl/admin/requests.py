@@ -18,6 +18,22 @@ from hitl.lib.errors import HitlError
 from hitl.models import HITLRequest, Resolution, Source, Status
 
 
+class NotificationFilter(admin.SimpleListFilter):
+    title = "notification"
+    parameter_name = "notification"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("unnotified", "Never notified (failed)"), ("failing", "Last attempt failed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> QuerySet[HITLRequest]:
+        if self.value() == "unnotified":
+            # Every attempt failed: the assignee has heard nothing of it.
+            return queryset.filter(notified_at__isnull=True, notification_failures__gt=0)
+        if self.value() == "failing":
+            return queryset.exclude(notification_error="")
+        return queryset
+
+
 class ReassignActionForm(forms.Form):
     email = forms.EmailField(label="New assignee", max_length=254)
     note = forms.CharField(required=False, max_length=1000, help_text="Recorded in the audit log.")
@@ -101,7 +117,7 @@ class HITLRequestAdmin(RequestActionsMixin, admin.ModelAdmin):
         "notified_at",
         "notification_failed",
     )
-    list_filter = ("status", "overdue", "mode", "channel", "assignment_step", "deployment")
+    list_filter = ("status", "overdue", NotificationFilter, "mode", "channel", "assignment_step", "deployment")
     search_fields = ("id", "flow_id", "method_name", "assigned_to_email", "message")
     date_hierarchy = "created_at"
     inlines = [ResolutionInline]

@@ -77,6 +77,9 @@ class RequestSerializer(serializers.ModelSerializer):
             "resolved_at",
             "callback_url",
             "result",
+            "notified_at",
+            "notification_failures",
+            "notification_error",
         ]
         read_only_fields = fields
 

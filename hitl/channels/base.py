@@ -1,5 +1,6 @@
 """The base every channel shares: `notify(request, event)` runs in a django-q2 task, never in a web
-request, and raises `ChannelError` for failures worth recording (the task records and audits them)."""
+request, and raises `ChannelError` for a failure it has recorded (`record_failure`); the task retries
+it with backoff."""
 
 from __future__ import annotations
 
@@ -36,6 +37,24 @@ class ChannelError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retryable = retryable
+
+
+def record_failure(request: HITLRequest, source: str, event: str, detail: str, **data: object) -> None:
+    """One failed notification attempt, where ops staff look: the request (its last error and the count,
+    shown in the admin and the API) and the audit log."""
+    from django.db.models import F
+
+    from audit.models import EventType
+    from audit.services import record_event
+    from hitl.models import HITLRequest as Model
+
+    detail = detail[:1000]
+    Model.objects.filter(pk=request.pk).update(
+        notification_error=detail, notification_failures=F("notification_failures") + 1
+    )
+    record_event(
+        EventType.NOTIFICATION_FAILED, target=request, source=source, data={**data, "event": event, "error": detail}
+    )
 
 
 class Channel:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
-from hitl.channels.base import Channel, ChannelError, Event
+from hitl.channels.base import Channel, ChannelError, Event, record_failure
 from hitl.lib import emails
 from hitl.lib.links import magic_link_url
 from hitl.lib.markdown import render_markdown
@@ -74,13 +74,7 @@ class EmailChannel(Channel):
             message.send()
         except Exception as exc:  # any backend/ESP failure: record it where ops staff look
             detail = f"{type(exc).__name__}: {exc}"[:1000]
-            HITLRequest.objects.filter(pk=request.pk).update(notification_error=detail)
-            record_event(
-                EventType.NOTIFICATION_FAILED,
-                target=request,
-                source="email",
-                data={"to": to, "event": event, "error": detail},
-            )
+            record_failure(request, "email", event, detail, to=to)
             raise ChannelError(detail, retryable=True) from exc
         HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
         record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})

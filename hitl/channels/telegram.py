@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
-from hitl.channels.base import Channel, ChannelError, Event
-from hitl.lib import crypto, http
+from hitl.channels.base import Channel, ChannelError, Event, record_failure
+from hitl.lib import crypto, http, signing
 from hitl.lib.links import absolute, magic_link_url
 
 if TYPE_CHECKING:
@@ -68,10 +68,20 @@ def target_for(request: HITLRequest) -> Target | None:
     return Target(crypto.decrypt(token_ct), chat)
 
 
-def webhook_secret(deployment_id: int) -> str:
+def webhook_secret(deployment_id: int, secret: str | None = None) -> str:
     """What setWebhook's secret_token is for this deployment (1-256 of A-Z a-z 0-9 _ -)."""
-    key = f"hitl.telegram.webhook:{settings.SECRET_KEY}".encode()
+    secret = settings.SECRET_KEY if secret is None else secret
+    key = f"hitl.telegram.webhook:{secret}".encode()
     return hmac.new(key, str(deployment_id).encode(), hashlib.sha256).hexdigest()
+
+
+def is_webhook_secret(deployment_id: int, given: str) -> bool:
+    """Whether `given` is the secret under SECRET_KEY or any of SECRET_KEY_FALLBACKS: Telegram keeps
+    sending the secret it was registered with until `setWebhook` runs again after a rotation."""
+    return any(
+        hmac.compare_digest(given.encode(), webhook_secret(deployment_id, secret).encode())
+        for secret in signing.secret_keys()
+    )
 
 
 def webhook_url(deployment_id: int) -> str:
@@ -92,8 +102,9 @@ def options(request: HITLRequest) -> list[tuple[str, str]]:
     return []  # text mode, multiple choices: answered on the review page
 
 
-def _button_mac(request_id: str, index: int) -> str:
-    key = f"hitl.telegram.button:{settings.SECRET_KEY}".encode()
+def _button_mac(request_id: str, index: int, secret: str | None = None) -> str:
+    secret = settings.SECRET_KEY if secret is None else secret
+    key = f"hitl.telegram.button:{secret}".encode()
     digest = hmac.new(key, f"{request_id}:{index}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode().lower()[:10]
 
@@ -113,7 +124,8 @@ def parse_button(data: str) -> tuple[uuid.UUID, int] | None:
     except ValueError:
         return None
     index = int(parts[2])
-    if not hmac.compare_digest(_button_mac(rid.hex, index), parts[3]):
+    # Buttons already sent carry a MAC under the key of their day: accept SECRET_KEY_FALLBACKS too.
+    if not any(hmac.compare_digest(_button_mac(rid.hex, index, s), parts[3]) for s in signing.secret_keys()):
         return None
     return rid, index
 
@@ -208,13 +220,7 @@ class TelegramChannel(Channel):
         try:
             result = call(target.token, "sendMessage", payload)
         except ChannelError as exc:
-            Model.objects.filter(pk=request.pk).update(notification_error=exc.detail[:1000])
-            record_event(
-                EventType.NOTIFICATION_FAILED,
-                target=request,
-                source="telegram",
-                data={"to": to, "event": event, "error": exc.detail[:1000]},
-            )
+            record_failure(request, "telegram", event, exc.detail, to=to)
             raise
         message_id = int((result or {}).get("message_id") or 0)
         TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)

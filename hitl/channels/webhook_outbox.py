@@ -210,7 +210,9 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
     try:
         secret = webhook.signing_secret()
     except crypto.DecryptionError as exc:
-        return _record_attempt(delivery, started_at=now, url=webhook.url, error=f"not sent: {exc}")
+        # This process lacks the key the secret was encrypted with (a rotation not yet deployed here):
+        # not the receiver's fault, so it spends no retry and is tried again until a process has the key.
+        return _record_attempt(delivery, started_at=now, url=webhook.url, error=f"not sent: {exc}", key_missing=True)
 
     # Signed per attempt: receivers reject stale timestamps, and a rotated secret applies at once.
     headers = signature_headers(secret, delivery.message_id, int(time.time()), delivery.body)
@@ -259,9 +261,10 @@ def _record_attempt(
     excerpt: str = "",
     error: str = "",
     retryable: bool = False,
+    key_missing: bool = False,
 ) -> WebhookAttempt:
     ok = status_code is not None and 200 <= status_code < 300
-    will_retry = not ok and retryable and delivery.retries_left > 0
+    will_retry = key_missing or (not ok and retryable and delivery.retries_left > 0)
     now = timezone.now()
     attempt = WebhookAttempt.objects.create(
         delivery=delivery,
@@ -297,6 +300,8 @@ def _record_attempt(
             record_event(
                 EventType.WEBHOOK_DELIVERED, actor="system", source="webhook", data=audit, **_audit_target(delivery)
             )
+    elif key_missing:
+        ours.update(next_attempt_at=now + timedelta(seconds=backoff_seconds(0)), last_error=error[:2000])
     elif will_retry:
         used = max(delivery.webhook.max_retries - delivery.retries_left, 0)
         ours.update(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -28,7 +27,7 @@ def telegram_webhook(request: HttpRequest, deployment_id: int) -> HttpResponse:
     if deployment is None:
         raise Http404("No such deployment.")
     given = request.META.get(telegram_channel.SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), telegram_channel.webhook_secret(deployment.pk).encode()):
+    if not telegram_channel.is_webhook_secret(deployment.pk, given):
         return JsonResponse({"detail": "Bad secret token.", "code": "forbidden"}, status=403)
     try:
         update = json.loads(request.body or b"{}")

@@ -19,7 +19,7 @@ from enum import Enum
 
 from django.conf import settings
 
-from hitl.lib.signing import b36
+from hitl.lib.signing import b36, secret_keys
 
 LOCAL_PREFIX = "reply+"
 _TOKEN = re.compile(r"^([a-z2-7]{26})-([0-9a-z]{1,8})-([a-z2-7]{20})$")
@@ -45,8 +45,9 @@ def _encode_id(request_id: uuid.UUID) -> str:
     return base64.b32encode(request_id.bytes).decode().lower().rstrip("=")
 
 
-def _mac(request_id: uuid.UUID, email: str, state: str, expires: str) -> str:
-    key = hashlib.sha256(f"hitl.reply-token:{settings.SECRET_KEY}".encode()).digest()
+def _mac(request_id: uuid.UUID, email: str, state: str, expires: str, secret: str | None = None) -> str:
+    secret = settings.SECRET_KEY if secret is None else secret
+    key = hashlib.sha256(f"hitl.reply-token:{secret}".encode()).digest()
     message = "\x1f".join((str(request_id), email.strip().lower(), state, expires)).encode()
     return base64.b32encode(hmac.new(key, message, hashlib.sha256).digest()[:12]).decode().lower()[:20]
 
@@ -93,9 +94,17 @@ def find_token(addresses: list[str]) -> ParsedToken | None:
 def check(token: ParsedToken, *, sender: str, authorised: str, state: str = "pending") -> Verdict:
     """Verify `token` for `sender`; tell a wrong sender apart from a forgery using the authorised email."""
     expires = b36(token.expires)
-    if hmac.compare_digest(_mac(token.request_id, sender, state, expires), token.mac):
+
+    def signed_for(email: str) -> bool:
+        # Any key of SECRET_KEY and SECRET_KEY_FALLBACKS: addresses mailed before a rotation still work.
+        return any(
+            hmac.compare_digest(_mac(token.request_id, email, state, expires, secret), token.mac)
+            for secret in secret_keys()
+        )
+
+    if signed_for(sender):
         verdict = Verdict.VALID
-    elif hmac.compare_digest(_mac(token.request_id, authorised, state, expires), token.mac):
+    elif signed_for(authorised):
         verdict = Verdict.WRONG_SENDER
     else:
         return Verdict.FORGED

@@ -33,8 +33,15 @@ def b36(number: int) -> str:
             return out
 
 
-def _mac(purpose: str, parts: tuple[str, ...], expires: str) -> str:
-    key = hashlib.sha256(f"hitl.signing:{purpose}:{settings.SECRET_KEY}".encode()).digest()
+def secret_keys() -> list[str]:
+    """SECRET_KEY, then SECRET_KEY_FALLBACKS: sign with the first, accept any, so what was signed with a
+    rotated-out key keeps working until that key is dropped from the fallbacks (Django's own rule)."""
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def _mac(purpose: str, parts: tuple[str, ...], expires: str, secret: str | None = None) -> str:
+    secret = settings.SECRET_KEY if secret is None else secret
+    key = hashlib.sha256(f"hitl.signing:{purpose}:{secret}".encode()).digest()
     message = "\x1f".join((purpose, expires, *parts)).encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()[:18]
     return base64.b32encode(digest).decode().lower().rstrip("=")
@@ -52,8 +59,9 @@ def verify(token: str, purpose: str, *parts: str) -> None:
     expires, sep, mac = (token or "").partition(".")
     if not sep or not expires.isalnum() or not mac:
         raise TokenInvalid("malformed token")
-    expected = _mac(purpose, parts, expires)
-    if not hmac.compare_digest(expected.encode(), mac.encode()):
+    if not any(
+        hmac.compare_digest(_mac(purpose, parts, expires, secret).encode(), mac.encode()) for secret in secret_keys()
+    ):
         raise TokenInvalid("bad signature")
     if int(expires, 36) < time.time():
         raise TokenExpired("token expired")

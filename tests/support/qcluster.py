@@ -1,5 +1,6 @@
-"""A real `manage.py qcluster` in a subprocess, on the test database and the test run's broker (the ORM
-broker on SQLite, Redis when REDIS_URL is set), for the few tests only a real worker can prove.
+"""A real `manage.py worker` (django-q2's cluster, as `hitl worker` runs it) in a subprocess, on the test
+database and the test run's broker (the ORM broker on SQLite, Redis when REDIS_URL is set), for the few
+tests only a real worker can prove.
 
 The worker runs the production settings module (`hitl.settings`), configured through environment
 variables exactly as ops would, with the test database's URL; it can be killed (SIGKILL to its whole
@@ -56,7 +57,7 @@ class QCluster:
             HITL_EGRESS_ALLOWED_HOSTS=",".join(settings.HITL_EGRESS_ALLOWED_HOSTS),
             HITL_BASE_URL=settings.HITL_BASE_URL,
             HITL_INBOUND_DOMAIN=settings.HITL_INBOUND_DOMAIN,
-            ANYMAIL_WEBHOOK_SECRET=settings.ANYMAIL.get("WEBHOOK_SECRET", ""),
+            ANYMAIL_WEBHOOK_SECRET=str(settings.ANYMAIL.get("WEBHOOK_SECRET", "")),
             HITL_WEBHOOK_TIMEOUT=str(settings.HITL_WEBHOOK_TIMEOUT),
             HITL_WEBHOOK_RETRY_BASE=str(settings.HITL_WEBHOOK_RETRY_BASE),
             HITL_Q_WORKERS="1",
@@ -72,7 +73,7 @@ class QCluster:
         assert self.proc is None
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it until it exits)
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", "worker"],
             cwd=BASE_DIR,
             env=self.env(),
             stdout=log,
@@ -93,6 +94,36 @@ class QCluster:
             self.proc.wait(timeout=10)
             self.proc = None
             wait_for_dead_consumers()
+
+    def send(self, signum: int, *, group: bool, timeout: float = 10.0) -> float:
+        """Send `signum` to the worker alone or to its whole process group (as systemd and `kill 0` do);
+        wait for it to exit and return how long the stop took."""
+        assert self.proc is not None
+        started = time.monotonic()
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            os.kill(self.proc.pid, signum)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the worker did not stop within {timeout}s\n--- log ---\n{self.log()}") from None
+        took = time.monotonic() - started
+        assert self.proc.returncode == 0, f"exit {self.proc.returncode}\n{self.log()}"
+        # Nothing of the cluster may outlive its master (killed ones may take a moment to be reaped).
+        gone_by = time.monotonic() + 1
+        while True:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > gone_by:
+                raise AssertionError(f"processes of the worker's group outlived it\n{self.log()}")
+            time.sleep(0.05)
+        self.proc = None
+        wait_for_dead_consumers()
+        return took
 
     def stop(self) -> None:
         """Teardown. A clean qcluster shutdown drains and waits for seconds; tests need only the

@@ -385,7 +385,8 @@ class TestSecretsAtRest:
             call_command("rotate_encryption_keys", stdout=io.StringIO())
         world.create()
         delivery = WebhookDelivery.objects.get()
-        assert delivery.status == DeliveryStatus.FAILED and "no key" in delivery.last_error
+        # Kept pending (retried until a process has the key: tests/hitl/services/test_key_rotation.py).
+        assert delivery.status == DeliveryStatus.PENDING and "no key" in delivery.last_error
         assert receiver.received == []
 
     def test_debug_without_keys_derives_one_from_secret_key(self, settings: Any) -> None:

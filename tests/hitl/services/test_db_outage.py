@@ -104,7 +104,7 @@ class TestNotificationDuringOutage:
 
         with database_down():
             tasks.notify_channel(self.EMAIL, request_id, "new_request")
-        assert queued == [("hitl.tasks.notify_channel", self.EMAIL, request_id, "new_request", 1)]
+        assert queued == [("hitl.tasks.notify_channel", self.EMAIL, request_id, "new_request", 1, 0)]
         assert mailoutbox == []
 
         tasks.notify_channel(*queued[0][1:])  # the database is back: the queued attempt sends
