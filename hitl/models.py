@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.lib.access import Action, request_scope
 from accounts.models import Deployment
 from hitl.lib import crypto
+from hitl.lib.addresses import email_list_error
 from hitl.routing.conditions import ConditionError, parse_conditions
 
 
@@ -123,6 +124,8 @@ class RoutingRule(models.Model):
             errors["conditions"] = str(exc)
         if not self.method_pattern.strip():
             errors["method_pattern"] = "Use * to match every method."
+        if chain_error := email_list_error(self.escalation_emails):
+            errors["escalation_emails"] = chain_error
         if errors:
             raise ValidationError(errors)
 
