@@ -13,6 +13,7 @@ from hitl.channels.base import ChannelError
 from hitl.lib.queue import enqueue
 from hitl.models import HITLRequest
 from hitl.services import sweep as sweeper
+from hitl.services.notify import record_notification_failure
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,17 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
         except HITLRequest.DoesNotExist:
             logger.warning("notify_channel: request %s is gone", request_id)
             return
-        channel(channel_path).notify(request, event)
+        instance = channel(channel_path)
+        try:
+            instance.notify(request, event)
+        except ChannelError as exc:
+            if not exc.recorded:
+                record_notification_failure(
+                    request, channel=instance.name or channel_path, event=event, detail=exc.detail
+                )
+            raise
     except ChannelError as exc:
-        # The channel has recorded and audited the failure itself; nothing more to retry here.
+        # Recorded and audited (above or by the channel); nothing more to retry here.
         logger.warning("channel %s failed for %s/%s: %s", channel_path, request_id, event, exc.detail)
     except (OperationalError, InterfaceError) as exc:
         if attempt >= len(NOTIFY_RETRY_DELAYS):

@@ -75,6 +75,8 @@ class RequestSerializer(serializers.ModelSerializer):
             "due_at",
             "sla_due_at",
             "resolved_at",
+            "notified_at",
+            "notification_error",
             "callback_url",
             "result",
         ]

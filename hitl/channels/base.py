@@ -36,6 +36,8 @@ class ChannelError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retryable = retryable
+        # Set by a channel that recorded the failure on the request itself; the task records the others.
+        self.recorded = False
 
 
 class Channel:

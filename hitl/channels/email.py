@@ -81,6 +81,8 @@ class EmailChannel(Channel):
                 source="email",
                 data={"to": to, "event": event, "error": detail},
             )
-            raise ChannelError(detail, retryable=True) from exc
+            error = ChannelError(detail, retryable=True)
+            error.recorded = True
+            raise error from exc
         HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
         record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})

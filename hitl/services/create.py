@@ -13,8 +13,9 @@ from audit.models import EventType
 from audit.services import record_events
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
+from hitl.channels.telegram import target_of
 from hitl.lib.errors import InvalidInput
-from hitl.models import HITLRequest, Mode, Source
+from hitl.models import Channel, HITLRequest, Mode, Source
 from hitl.routing.assign import choose_assignee
 from hitl.services.deadlines import follow_up
 from hitl.services.request_input import validate_request_input
@@ -56,6 +57,17 @@ def create_request(
         state=clean.state,
         explicit=clean.assign_to or None,
     )
+    if clean.channel == Channel.TELEGRAM and target_of(deployment, assignment.rule) is None:
+        # Accepting it would notify nobody: no bot or chat for this deployment (or the rule that assigns it).
+        raise InvalidInput(
+            {
+                "channel": [
+                    "Telegram is not configured for this deployment (or the routing rule that assigns this "
+                    "request): set its bot token and chat in the admin, or use channel email."
+                ]
+            },
+            code="channel_unavailable",
+        )
     follow = follow_up(deployment, assignment.rule)
     request = HITLRequest.objects.create(
         deployment=deployment,

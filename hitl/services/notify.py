@@ -30,3 +30,16 @@ def resend_notification(request_id: Any, *, actor: str, source: str) -> HITLRequ
         )
         announce(request, Event.RESEND)
     return request
+
+
+def record_notification_failure(request: HITLRequest, *, channel: str, event: str, detail: str) -> None:
+    """A channel failed to deliver: say so on the request (admin, API) and in the audit log, never silently."""
+    detail = detail[:1000]
+    with transaction.atomic():
+        HITLRequest.objects.filter(pk=request.pk).update(notification_error=detail)
+        record_event(
+            EventType.NOTIFICATION_FAILED,
+            target=request,
+            source=channel,
+            data={"event": event, "error": detail},
+        )
