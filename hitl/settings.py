@@ -213,6 +213,8 @@ HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 # died mid-step, or its next step or resume was never enqueued). Keep it above the task timeout (90 s):
 # a step still running when it is re-enqueued would have its body run twice.
 HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
+# Modules that define (and register) server-side flows, imported when the flows app is ready.
+HITL_FLOW_MODULES = env_list("HITL_FLOW_MODULES")
 HITL_MAX_WAIT_SECONDS = 60
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
