@@ -51,7 +51,7 @@ def run_queued(*, hold: str = "") -> list[tuple[str, tuple[Any, ...]]]:
     from django_q.signing import SignedPackage
 
     broker = get_broker()
-    held = []
+    held: list[tuple[str, tuple[Any, ...]]] = []
     for _ in range(50):
         batch = broker.dequeue()
         if not batch:
