@@ -317,6 +317,9 @@ class Webhook(models.Model):
     )
     secret_encrypted = crypto.EncryptedTextField()
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(
+        max_length=300, blank=True, editable=False, help_text="Why the server turned it off (e.g. the receiver's 410)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
