@@ -128,19 +128,30 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _fit(raw: str, budget: int) -> str:
+    """`raw` escaped, cut (before escaping, so no entity is split) to at most `budget` characters."""
+    escaped = _escape(raw)
+    if len(escaped) <= budget:
+        return escaped
+    cut = raw[: max(budget - 1, 0)]
+    while cut and len(_escape(cut)) + 1 > budget:
+        cut = cut[: -max(1, (len(_escape(cut)) + 1 - budget) // 5)]
+    return _escape(cut) + "…" if budget > 0 else ""
+
+
 def message_text(request: HITLRequest, *, footer: str = "") -> str:
-    """HTML (Telegram's subset): the question, the start of the content, who it is for, the link."""
-    parts = [f"<b>{_escape(request.message)}</b>"]
+    """HTML (Telegram's subset): the question, the start of the content, who it is for, the link, or
+    (once resolved) the footer saying how it ended. Within Telegram's 4096 characters the footer and the
+    assignee line always fit whole: only the question and the content are shortened, never mid-tag."""
+    tail = [f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}"]
+    tail.append(footer or f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
+    budget = MAX_TEXT - len("\n\n".join(tail)) - len("\n\n") * 2 - len("<b></b><pre></pre>")
+    question = _fit(request.message, max(budget // 2, budget - MAX_CONTENT) if request.content else budget)
+    parts = [f"<b>{question}</b>"]
     if request.content:
         content = request.content if len(request.content) <= MAX_CONTENT else request.content[:MAX_CONTENT] + "…"
-        parts.append(f"<pre>{_escape(content)}</pre>")
-    parts.append(f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}")
-    if footer:
-        parts.append(footer)
-    else:
-        parts.append(f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
-    text = "\n\n".join(parts)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+        parts.append(f"<pre>{_fit(content, budget - len(question))}</pre>")
+    return "\n\n".join(parts + tail)
 
 
 def call(token: str, method: str, payload: dict[str, Any]) -> Any:

@@ -183,6 +183,22 @@ class TestUnavailableTelegram:
         assert event.source == "telegram" and TOKEN not in json.dumps(event.data)
 
 
+class TestClosedMessage:
+    @pytest.mark.parametrize("message", ["Publish?", "Publish this & that? " * 400])
+    def test_the_edited_message_says_the_outcome_and_who_answered(
+        self, configured: World, bot: FakeTelegram, message: str
+    ) -> None:
+        created = configured.create(channel="telegram", message=message, content="<b>x</b> " * 400)
+        configured.client_for("key").post(
+            f"/api/v1/requests/{created['id']}/respond/", {"outcome": "rejected", "feedback": "Too long"}, format="json"
+        )
+        [edit] = bot.called("editMessageText")
+        text = edit.payload["text"]
+        assert len(text) <= telegram.MAX_TEXT
+        assert "Responded: <b>rejected</b>" in text and "via api" in text
+        assert text.count("<b>") == text.count("</b>") and text.count("<pre>") == text.count("</pre>")
+
+
 class TestButtonPresses:
     def test_a_press_from_the_configured_chat_resolves(self, configured: World, bot: FakeTelegram) -> None:
         created = configured.create(channel="telegram", emit_options=["approved", "rejected", "needs_revision"])
