@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from hitl.lib import crypto
+from hitl.lib.addresses import email_list_error
 
 
 class Organization(models.Model):
@@ -104,6 +105,9 @@ class Deployment(models.Model):
         options = self.auto_response_emit_options or []
         if not isinstance(options, list) or not all(isinstance(o, str) and o.strip() for o in options):
             errors["auto_response_emit_options"] = "A list of non-empty strings."
+        # A bad address in the chain would be skipped at run time, escalating to nobody.
+        if chain_error := email_list_error(self.escalation_emails):
+            errors["escalation_emails"] = chain_error
         if self.auto_response_enabled:
             if not self.auto_response_timeout_minutes:
                 errors["auto_response_timeout_minutes"] = "Required when auto-response is enabled."

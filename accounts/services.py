@@ -9,6 +9,8 @@ from django.utils import timezone
 from accounts.models import ApiKey, Deployment, Organization
 from audit.models import EventType
 from audit.services import record_event
+from hitl.lib.addresses import clean_email
+from hitl.lib.errors import InvalidInput
 
 
 @transaction.atomic
@@ -21,7 +23,10 @@ def create_deployment(
 ) -> Deployment:
     """Create a deployment; the creator (the fallback assignee) is found or created by email. Flows are
     attached by `flows.services.attach_flows` (accounts imports no app above it)."""
-    email = creator_email.strip().lower()
+    email = clean_email(creator_email)
+    if email is None:
+        # The creator is every unrouted request's assignee: a bad address would strand them all.
+        raise InvalidInput({"creator_email": [f"{creator_email!r} is not a valid email address."]})
     User = get_user_model()
     creator = User.objects.filter(email__iexact=email).order_by("id").first()
     if creator is None:

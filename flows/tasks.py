@@ -12,5 +12,5 @@ def recover_stalled_runs() -> int:
     return runs.recover_stalled_runs()
 
 
-def deliver_run_webhook(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
-    webhooks.deliver(run_id, key, body, message_id, attempt)
+def deliver_run_webhook(run_id: str, key: str, body: str, message_id: str, attempt: int, url: str = "") -> None:
+    webhooks.deliver(run_id, key, body, message_id, attempt, url)

@@ -41,17 +41,20 @@ def check_urls(urls: dict[str, str]) -> dict[str, str]:
 def send(run_id: str, key: str, payload: dict[str, Any]) -> None:
     """Schedule one signed POST to the run's `key` URL, if it has one (after the current commit)."""
     run = FlowRun.objects.filter(pk=run_id).only("webhooks").first()
-    if run is None or not (run.webhooks or {}).get(key):
+    url = (run.webhooks or {}).get(key) if run else None
+    if not url:
         return
     message_id = f"msg_{uuid.uuid4().hex}"
     body = json.dumps(payload, separators=(",", ":"), default=str)
-    transaction.on_commit(lambda: enqueue("flows.tasks.deliver_run_webhook", run_id, key, body, message_id, 1))
+    # The URL travels with the delivery: a resume may replace the run's URLs before a worker sends this.
+    transaction.on_commit(lambda: enqueue("flows.tasks.deliver_run_webhook", run_id, key, body, message_id, 1, url))
 
 
-def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int) -> None:
+def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int, url: str = "") -> None:
     """One attempt; retries (same webhook-id) with backoff on timeouts, connection errors, 429, 5xx."""
     run = FlowRun.objects.filter(pk=run_id).first()
-    url = (run.webhooks or {}).get(key) if run else None
+    # Deliveries queued before URLs travelled with them carry none: the run's URL is all there is.
+    url = url or ((run.webhooks or {}).get(key, "") if run else "")
     if run is None or not url or not run.webhook_secret:
         return
     secret = crypto.decrypt(run.webhook_secret)
@@ -82,6 +85,7 @@ def deliver(run_id: str, key: str, body: str, message_id: str, attempt: int) -> 
             body,
             message_id,
             attempt + 1,
+            url,
         )
         return
     logger.warning("run %s: %s to %s failed: %s", run_id, key, url, error)
@@ -101,8 +105,11 @@ def notify_task_webhook(run_id: str, task_id: str, output: Any) -> None:
     )
 
 
-def notify_step_webhook(run_id: str, method: str, output: Any) -> None:
-    send(run_id, "stepWebhookUrl", {"execution_id": run_id, "step": method, "status": "completed", "output": output})
+def notify_step_webhook(run_id: str, method: str, output: Any, result: dict[str, Any] | None = None) -> None:
+    payload = {"execution_id": run_id, "step": method, "status": "completed", "output": output}
+    if result is not None:
+        payload["result"] = result  # a human step's answer (SPEC §2 result)
+    send(run_id, "stepWebhookUrl", payload)
 
 
 def notify_crew_webhook(run_id: str) -> None:

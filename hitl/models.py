@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.lib.access import Action, request_scope
 from accounts.models import Deployment
 from hitl.lib import crypto
+from hitl.lib.addresses import email_list_error
 from hitl.routing.conditions import ConditionError, parse_conditions
 
 
@@ -137,6 +138,8 @@ class RoutingRule(models.Model):
             errors["conditions"] = str(exc)
         if not self.method_pattern.strip():
             errors["method_pattern"] = "Use * to match every method."
+        if chain_error := email_list_error(self.escalation_emails):
+            errors["escalation_emails"] = chain_error
         if errors:
             raise ValidationError(errors)
 
@@ -331,6 +334,9 @@ class Webhook(models.Model):
     )
     secret_encrypted = crypto.EncryptedTextField()
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(
+        max_length=300, blank=True, editable=False, help_text="Why the server turned it off (e.g. the receiver's 410)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -307,6 +307,8 @@ HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 # died mid-step, or its next step or resume was never enqueued). Keep it above the task timeout (90 s):
 # a step still running when it is re-enqueued would have its body run twice.
 HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
+# Modules that define (and register) server-side flows, imported when the flows app is ready.
+HITL_FLOW_MODULES = env_list("HITL_FLOW_MODULES")
 HITL_MAX_WAIT_SECONDS = 60
 # MCP (SPEC §15): how long `approval_prompt` waits for a reviewer before it denies, and whether the
 # reviewer may edit the tool's input (the edit comes back to Claude Code as `updatedInput`).

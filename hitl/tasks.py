@@ -65,12 +65,10 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
         time.sleep(delay)
         enqueue("hitl.tasks.notify_channel", channel_path, request_id, event, attempt + 1, failures)
     except Exception as exc:
-        if isinstance(exc, ChannelError):
-            detail = exc.detail  # the channel has recorded and audited it
-        else:
-            detail = f"{type(exc).__name__}: {exc}"
-            if request is not None:
-                record_failure(request, _channel_name(channel_path), event, detail)
+        detail = exc.detail if isinstance(exc, ChannelError) else f"{type(exc).__name__}: {exc}"
+        if request is not None and not getattr(exc, "recorded", False):
+            # A channel that recorded its own failure (with its address) says so; the task records the rest.
+            record_failure(request, _channel_name(channel_path), event, detail)
         if failures >= len(NOTIFY_FAILURE_BACKOFF):
             logger.error(
                 "notify_channel %s %s/%s failed %s times, giving up: %s",

@@ -15,7 +15,7 @@ from flows.errors import FlowError
 from flows.models import FlowRun, FlowStep, RunStatus, StepStatus
 from flows.registry import get_flow
 from flows.runtime import HumanFeedbackResult, HumanStep, MethodSpec
-from flows.webhooks import notify_crew_webhook
+from flows.webhooks import notify_crew_webhook, notify_step_webhook
 from hitl import services
 from hitl.lib.paths import MISSING, resolve_path
 from hitl.models import HITLRequest, Mode, Status
@@ -143,6 +143,8 @@ def resume_after_request(request_id: Any) -> None:
             FlowStep.objects.filter(pk=step.pk).update(
                 status=StepStatus.COMPLETED, result=result, finished_at=timezone.now()
             )
+            # A human step is a step like the others: its webhook fires when it completes, answer included.
+            notify_step_webhook(str(run.pk), step.method_name, step.output, result)
         record_event(
             EventType.FLOW_RESUMED,
             actor="system",

@@ -38,6 +38,8 @@ class WebhookForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("active"):
+            self.instance.disabled_reason = ""  # turned on again by a person: the old reason no longer holds
         if cleaned.get("url"):
             try:
                 webhook_outbox.validate_webhook(cleaned["url"], cleaned.get("events"))
@@ -50,11 +52,20 @@ class WebhookForm(forms.ModelForm):
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ("__str__", "deployment", "url", "active", "event_list", "max_retries", "created_at")
+    list_display = (
+        "__str__",
+        "deployment",
+        "url",
+        "active",
+        "disabled_reason",
+        "event_list",
+        "max_retries",
+        "created_at",
+    )
     list_filter = ("active", "deployment")
     search_fields = ("name", "url", "deployment__name")
     list_select_related = ("deployment",)
-    readonly_fields = ("secret_rotated_at", "created_at", "updated_at", "recent_deliveries")
+    readonly_fields = ("disabled_reason", "secret_rotated_at", "created_at", "updated_at", "recent_deliveries")
     actions = ["rotate_secret"]
 
     @admin.display(description="events")

@@ -75,6 +75,8 @@ class RequestSerializer(serializers.ModelSerializer):
             "due_at",
             "sla_due_at",
             "resolved_at",
+            "notified_at",
+            "notification_error",
             "callback_url",
             "result",
             "notified_at",
@@ -128,7 +130,11 @@ class RequestCreateSerializer(serializers.Serializer):
     flow_id = serializers.CharField(required=False)
     flow_name = serializers.CharField(required=False)
     method_name = serializers.CharField(required=False)
-    mode = serializers.ChoiceField(choices=Mode.choices, required=False)
+    mode = serializers.ChoiceField(
+        choices=Mode.choices,
+        required=False,
+        help_text="emit when emit_options is given, choices when options is, else text (free-form feedback).",
+    )
     emit_options = serializers.ListField(child=serializers.CharField(), required=False)
     options = serializers.ListField(child=serializers.JSONField(), required=False)
     label_path = serializers.CharField(required=False)

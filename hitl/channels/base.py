@@ -37,6 +37,8 @@ class ChannelError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retryable = retryable
+        # Set by a channel that recorded the failure on the request itself; the task records the others.
+        self.recorded = False
 
 
 def record_failure(request: HITLRequest, source: str, event: str, detail: str, **data: object) -> None:

@@ -46,6 +46,29 @@ def request_context(request: HITLRequest) -> dict[str, Any]:
     }
 
 
+def handover(request: HITLRequest) -> dict[str, Any] | None:
+    """Who handed the request to its current assignee, how, and their note: the reassignment's audit event
+    (the one place the note is kept), if it was to this assignee."""
+    from audit.models import AuditEvent
+
+    event = (
+        AuditEvent.objects.filter(
+            event_type=EventType.REQUEST_REASSIGNED, target_type="hitlrequest", target_id=str(request.pk)
+        )
+        .order_by("-id")
+        .first()
+    )
+    data = event.data if event is not None else {}
+    if event is None or data.get("to") != request.assigned_to_email:
+        return None
+    how = "reassigned"
+    if data.get("delegated"):
+        how = "delegated"
+    elif data.get("reason") == "escalation":
+        how = "escalated"
+    return {"by": event.actor, "how": how, "note": str(data.get("note") or "").strip(), "from": data.get("from", "")}
+
+
 class EmailChannel(Channel):
     name = "email"
     events = frozenset({Event.NEW_REQUEST, Event.RESEND, Event.REMINDER, Event.REASSIGNED})
@@ -69,12 +92,16 @@ class EmailChannel(Channel):
             # Follow-ups join the original thread in the recipient's mail client.
             headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk)
         context = {**request_context(request), "event": event}
+        if event == Event.REASSIGNED:
+            context["handover"] = handover(request)
         message = emails.build("notification", context, to=to, reply_to=reply_address(request.pk, to), headers=headers)
         try:
             message.send()
         except Exception as exc:  # any backend/ESP failure: record it where ops staff look
             detail = f"{type(exc).__name__}: {exc}"[:1000]
             record_failure(request, "email", event, detail, to=to)
-            raise ChannelError(detail, retryable=True) from exc
+            error = ChannelError(detail, retryable=True)
+            error.recorded = True
+            raise error from exc
         HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
         record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})

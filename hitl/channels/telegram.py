@@ -36,7 +36,7 @@ from hitl.lib.links import absolute, magic_link_url
 
 if TYPE_CHECKING:
     from accounts.models import Deployment
-    from hitl.models import HITLRequest
+    from hitl.models import HITLRequest, RoutingRule
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ CHAT_RE = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 SECRET_HEADER = "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN"
 SEND_EVENTS = frozenset({Event.NEW_REQUEST, Event.RESEND, Event.REMINDER, Event.REASSIGNED})
 CLOSE_EVENTS = frozenset(Event.RESOLVED_BY_STATUS.values())
+NOT_CONFIGURED = "Telegram is not configured for this request: set a bot token and a chat on its deployment or rule."
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,10 @@ class Target:
 
 def target_for(request: HITLRequest) -> Target | None:
     """The bot and chat for a request: the assigning rule's, else the deployment's (each separately)."""
-    rule = request.assigned_rule
-    deployment = request.deployment
+    return target_of(request.deployment, request.assigned_rule)
+
+
+def target_of(deployment: Deployment, rule: RoutingRule | None) -> Target | None:
     token_ct = (rule.telegram_bot_token if rule else "") or deployment.telegram_bot_token
     chat = (rule.telegram_chat_id if rule else "") or deployment.telegram_chat_id
     if not token_ct or not chat:
@@ -137,19 +140,30 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _fit(raw: str, budget: int) -> str:
+    """`raw` escaped, cut (before escaping, so no entity is split) to at most `budget` characters."""
+    escaped = _escape(raw)
+    if len(escaped) <= budget:
+        return escaped
+    cut = raw[: max(budget - 1, 0)]
+    while cut and len(_escape(cut)) + 1 > budget:
+        cut = cut[: -max(1, (len(_escape(cut)) + 1 - budget) // 5)]
+    return _escape(cut) + "…" if budget > 0 else ""
+
+
 def message_text(request: HITLRequest, *, footer: str = "") -> str:
-    """HTML (Telegram's subset): the question, the start of the content, who it is for, the link."""
-    parts = [f"<b>{_escape(request.message)}</b>"]
+    """HTML (Telegram's subset): the question, the start of the content, who it is for, the link, or
+    (once resolved) the footer saying how it ended. Within Telegram's 4096 characters the footer and the
+    assignee line always fit whole: only the question and the content are shortened, never mid-tag."""
+    tail = [f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}"]
+    tail.append(footer or f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
+    budget = MAX_TEXT - len("\n\n".join(tail)) - len("\n\n") * 2 - len("<b></b><pre></pre>")
+    question = _fit(request.message, max(budget // 2, budget - MAX_CONTENT) if request.content else budget)
+    parts = [f"<b>{question}</b>"]
     if request.content:
         content = request.content if len(request.content) <= MAX_CONTENT else request.content[:MAX_CONTENT] + "…"
-        parts.append(f"<pre>{_escape(content)}</pre>")
-    parts.append(f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}")
-    if footer:
-        parts.append(footer)
-    else:
-        parts.append(f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
-    text = "\n\n".join(parts)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+        parts.append(f"<pre>{_fit(content, budget - len(question))}</pre>")
+    return "\n\n".join(parts + tail)
 
 
 def call(token: str, method: str, payload: dict[str, Any]) -> Any:
@@ -182,7 +196,8 @@ class TelegramChannel(Channel):
         from hitl.models import TelegramMessage
 
         if event in SEND_EVENTS:
-            return request.channel == ChannelChoice.TELEGRAM and target_for(request) is not None
+            # Even without a bot and chat: `send` then records the failure instead of staying silent.
+            return request.channel == ChannelChoice.TELEGRAM
         if event in CLOSE_EVENTS:
             # Only telegram requests are ever sent (above), so only they can have a message to close.
             return (
@@ -202,8 +217,27 @@ class TelegramChannel(Channel):
         from hitl.models import TelegramMessage
 
         target = target_for(request)
-        if target is None:
-            return
+        to = f"telegram:{target.chat_id}" if target else "telegram"
+        try:
+            if target is None:
+                # Checked at create (channel_unavailable); still possible if the settings were removed since.
+                raise ChannelError(NOT_CONFIGURED)
+            result = self._send(request, target)
+        except ChannelError as exc:
+            record_failure(request, "telegram", event, exc.detail, to=to)
+            exc.recorded = True
+            raise
+        message_id = int((result or {}).get("message_id") or 0)
+        TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)
+        Model.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
+        record_event(
+            EventType.NOTIFICATION_SENT,
+            target=request,
+            source="telegram",
+            data={"to": to, "event": event, "message_id": message_id},
+        )
+
+    def _send(self, request: HITLRequest, target: Target) -> Any:
         payload: dict[str, Any] = {
             "chat_id": target.chat_id,
             "text": message_text(request),
@@ -216,21 +250,7 @@ class TelegramChannel(Channel):
         ]
         if buttons:
             payload["reply_markup"] = {"inline_keyboard": [buttons[i : i + 2] for i in range(0, len(buttons), 2)]}
-        to = f"telegram:{target.chat_id}"
-        try:
-            result = call(target.token, "sendMessage", payload)
-        except ChannelError as exc:
-            record_failure(request, "telegram", event, exc.detail, to=to)
-            raise
-        message_id = int((result or {}).get("message_id") or 0)
-        TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)
-        Model.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
-        record_event(
-            EventType.NOTIFICATION_SENT,
-            target=request,
-            source="telegram",
-            data={"to": to, "event": event, "message_id": message_id},
-        )
+        return call(target.token, "sendMessage", payload)
 
     def close(self, request: HITLRequest) -> None:
         """Take the buttons off every message about a resolved request and say how it ended."""

@@ -26,7 +26,7 @@ from audit.services import record_event
 from hitl.channels.webhook_payloads import build_payload, encode
 from hitl.lib import crypto, http
 from hitl.lib.errors import InvalidInput
-from hitl.lib.queue import enqueue
+from hitl.lib.queue import enqueue, enqueue_in
 from hitl.lib.webhook_signing import generate_secret, signature_headers
 from hitl.models import (
     DeliveryStatus,
@@ -43,6 +43,7 @@ from hitl.models import (
 LEASE_MARGIN_SECONDS = 5
 MAX_BACKOFF_SECONDS = 24 * 3600
 RETRYABLE_STATUSES = frozenset({408, 429})
+GONE = 410  # Standard Webhooks: the receiver asks us to stop; the endpoint is disabled
 EXCERPT_CHARS = 1000
 
 
@@ -228,6 +229,8 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
             error=exc.detail,
             retryable=exc.retryable,
         )
+    if response.status == GONE:
+        _disable_gone(webhook, delivery)
     retryable = response.status in RETRYABLE_STATUSES or response.status >= 500
     return _record_attempt(
         delivery,
@@ -239,6 +242,23 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
         error="" if response.ok else f"HTTP {response.status}",
         retryable=retryable,
     )
+
+
+@transaction.atomic
+def _disable_gone(webhook: Webhook, delivery: WebhookDelivery) -> None:
+    """The receiver answered 410 Gone: turn the webhook off (once), say why, audit it."""
+    reason = f"Disabled: the receiver answered HTTP 410 Gone to delivery {delivery.pk} ({delivery.message_id})."
+    if Webhook.objects.filter(pk=webhook.pk, active=True).update(
+        active=False, disabled_reason=reason, updated_at=timezone.now()
+    ):
+        record_event(
+            EventType.WEBHOOK_CHANGED,
+            actor="system",
+            source="webhook",
+            target=webhook,
+            deployment_id=webhook.deployment_id,
+            data={"action": "webhook.disabled", "reason": "gone", "status_code": GONE, "delivery_id": delivery.pk},
+        )
 
 
 def _audit_target(delivery: WebhookDelivery) -> dict[str, Any]:
@@ -304,12 +324,16 @@ def _record_attempt(
         ours.update(next_attempt_at=now + timedelta(seconds=backoff_seconds(0)), last_error=error[:2000])
     elif will_retry:
         used = max(delivery.webhook.max_retries - delivery.retries_left, 0)
-        ours.update(
+        delay = backoff_seconds(used)
+        if ours.update(
             retries_left=F("retries_left") - 1,
-            next_attempt_at=now + timedelta(seconds=backoff_seconds(used)),
+            next_attempt_at=now + timedelta(seconds=delay),
             last_status_code=status_code,
             last_error=error[:2000],
-        )
+        ):
+            # The retry is scheduled for its own due time; the minute sweep only catches a lost one.
+            delivery_id = delivery.pk
+            transaction.on_commit(lambda: enqueue_in(delay, "hitl.tasks.deliver_webhook", delivery_id))
     elif ours.update(
         status=DeliveryStatus.FAILED, next_attempt_at=None, last_status_code=status_code, last_error=error[:2000]
     ):

@@ -18,3 +18,15 @@ def clean_email(value: Any) -> str | None:
     except ValidationError:
         return None
     return candidate.lower()
+
+
+def email_list_error(value: Any) -> str | None:
+    """Why `value` is not a list of email addresses (an escalation chain), or None if it is one."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, list):
+        return 'A JSON list of email addresses, e.g. ["lead@example.com", "head@example.com"].'
+    bad = [item for item in value if clean_email(item) is None]
+    if bad:
+        return f"Not valid email addresses: {', '.join(repr(item) for item in bad)}."
+    return None

@@ -14,6 +14,7 @@ from audit.services import record_events
 from hitl.channels import slack
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
+from hitl.channels.telegram import target_of
 from hitl.lib.errors import InvalidInput
 from hitl.models import Channel, HITLRequest, Mode, Source
 from hitl.routing.assign import choose_assignee
@@ -59,6 +60,17 @@ def create_request(
     )
     if clean.channel == Channel.SLACK:
         slack.require_configured(deployment, assignment.rule)
+    if clean.channel == Channel.TELEGRAM and target_of(deployment, assignment.rule) is None:
+        # Accepting it would notify nobody: no bot or chat for this deployment (or the rule that assigns it).
+        raise InvalidInput(
+            {
+                "channel": [
+                    "Telegram is not configured for this deployment (or the routing rule that assigns this "
+                    "request): set its bot token and chat in the admin, or use channel email."
+                ]
+            },
+            code="channel_unavailable",
+        )
     follow = follow_up(deployment, assignment.rule)
     request = HITLRequest.objects.create(
         deployment=deployment,

@@ -122,6 +122,8 @@ def escalate_request(request_id: Any, *, now: datetime | None = None) -> bool:
     request = HITLRequest.objects.select_related("deployment", "assigned_rule").get(pk=request_id)
     if not request.is_pending or request.escalation_due_at is None or request.escalation_due_at > now:
         return False
+    if request.reminder_due_at is not None and request.reminder_due_at <= now:
+        return False  # the current assignee's reminder comes first (see sweep.escalate)
     config = follow_up(request.deployment, request.assigned_rule)
     email, level = next_in_chain(config.chain, request.escalation_level, request.assigned_to_email)
     guard = {"escalation_level": request.escalation_level, "escalation_due_at": request.escalation_due_at}

@@ -184,7 +184,9 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
 
     mode_given = data.get("mode")
     if mode_given in (None, ""):
-        mode = "emit" if emit_raw is not None else ("choices" if data.get("options") is not None else "emit")
+        # SPEC §2: neither emit_options nor options means free-form feedback (CrewAI's
+        # @human_feedback without `emit`), so `{"message": "…"}` alone is a complete request.
+        mode = "emit" if emit_raw is not None else ("choices" if data.get("options") is not None else "text")
     else:
         mode = choice("mode", MODES, "emit")
 

@@ -119,7 +119,9 @@ def sweep(now: datetime | None = None) -> SweepReport:
     )
 
     def escalate() -> Any:
-        return _pending().filter(escalation_due_at__lte=now).values_list("pk", flat=True)
+        # A request reminded in this pass escalates in the next: its reminder task reads the assignee
+        # when it runs, so escalating now would hand the original assignee's reminder to the next one.
+        return _pending().filter(escalation_due_at__lte=now).exclude(reminder_sent_at=now).values_list("pk", flat=True)
 
     report.escalated = _drain(
         escalate, lambda ids: _each(ids, lambda pk: deadlines.escalate_request(pk, now=now), "escalation"), deadline

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Received:
     seed_ok: bool
     standard_ok: bool
     answered: int
+    received_at: float = field(default_factory=time.monotonic)  # for the gaps between retries
 
     @property
     def payload(self) -> Any:

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: idempotent; prints credentials the first time only."""
+"""Demo data for `make run`: idempotent; prints credentials the first time only, links on HITL_BASE_URL, and
+the demo deployment's id alone on the last line (SPEC §11)."""
 
 import secrets
 from typing import Any
@@ -11,6 +12,7 @@ from guardian.shortcuts import assign_perm
 from accounts.models import Deployment
 from accounts.services import create_api_key, create_deployment
 from flows.services import attach_flows
+from hitl.lib.links import absolute
 from hitl.services import add_routing_rule
 
 DEMO_ORG = "Demo Org"
@@ -24,7 +26,8 @@ class Command(BaseCommand):
         User = get_user_model()
         deployment = Deployment.objects.filter(organization__name=DEMO_ORG, name=DEMO_DEPLOYMENT).first()
         if deployment is not None:
-            self.stdout.write(f"Demo data already loaded (deployment id {deployment.pk}).")
+            self.stdout.write("Demo data already loaded; the demo deployment's id:")
+            self.stdout.write(str(deployment.pk))
             return
 
         password = secrets.token_urlsafe(12)
@@ -78,18 +81,19 @@ class Command(BaseCommand):
         call_command("load_demo_history", stdout=self.stdout)  # six weeks of answers for /analytics/
 
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Shown once — note them now:"))
-        self.stdout.write(f"  admin user:     admin / {password}   (http://127.0.0.1:8000/admin/)")
-        self.stdout.write(f"  reviewer user:  reviewer / {password}   (finance@example.com; /inbox/)")
+        self.stdout.write(f"  admin user:     admin / {password}   ({absolute('/admin/')})")
+        self.stdout.write(f"  reviewer user:  reviewer / {password}   (finance@example.com; {absolute('/inbox/')})")
         self.stdout.write(f"  deployment id:  {deployment.pk}")
         self.stdout.write(f"  API key:        {key}")
         self.stdout.write(
-            "  try:  curl -s -X POST http://127.0.0.1:8000/api/v1/requests/ "
+            f"  try:  curl -s -X POST {absolute('/api/v1/requests/')} "
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             '-d \'{"method_name": "approve_payment", "message": "Pay invoice 42?", '
             '"emit_options": ["approved", "rejected"], "state": {"amount": 120}}\''
         )
         self.stdout.write(
-            f"  or run a flow: curl -s -X POST http://127.0.0.1:8000/api/v1/deployments/{deployment.pk}/kickoff/ "
+            f"  or run a flow: curl -s -X POST {absolute(f'/api/v1/deployments/{deployment.pk}/kickoff/')} "
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             '-d \'{"flow": "content_approval", "inputs": {}}\''
         )
+        self.stdout.write(str(deployment.pk))

@@ -116,13 +116,89 @@ class TestNotification:
         assert all(TOKEN not in json.dumps(event.data) for event in events)
         assert TOKEN.split(":")[1] not in request.notification_error
 
-    def test_email_requests_and_unconfigured_deployments_send_nothing(self, world: World, bot: FakeTelegram) -> None:
-        world.create(channel="telegram")  # no bot configured
+    def test_email_requests_send_nothing(self, world: World, bot: FakeTelegram) -> None:
         world.deployment.telegram_chat_id = CHAT
         world.deployment.telegram_bot_token = crypto.encrypt(TOKEN)
         world.deployment.save()
         world.create(channel="email")
         assert bot.calls == []
+
+
+class TestUnavailableTelegram:
+    def test_it_is_refused_at_create_with_a_stable_code(self, world: World, bot: FakeTelegram) -> None:
+        response = world.client_for("key").post(
+            "/api/v1/requests/", {"message": "Publish?", "channel": "telegram"}, format="json"
+        )
+        assert response.status_code == 400
+        body = response.json()
+        assert body["code"] == "channel_unavailable" and "Telegram is not configured" in body["errors"]["channel"][0]
+        assert not HITLRequest.objects.exists() and bot.calls == []
+
+    def test_a_rule_with_its_own_bot_and_chat_makes_it_available(self, world: World, bot: FakeTelegram) -> None:
+        rule = add_routing_rule(
+            world.deployment,
+            actor="t",
+            name="Payments",
+            method_pattern="approve_*",
+            assign_to_email="cfo@example.com",
+            telegram_chat_id=OTHER_CHAT,
+        )
+        rule.telegram_bot_token = crypto.encrypt(RULE_TOKEN)
+        rule.save()
+        world.create(channel="telegram", method_name="approve_payment")
+        assert [c.payload["chat_id"] for c in bot.called("sendMessage")] == [OTHER_CHAT]
+        refused = world.client_for("key").post(
+            "/api/v1/requests/", {"message": "x", "channel": "telegram", "method_name": "other"}, format="json"
+        )
+        assert refused.json()["code"] == "channel_unavailable"
+
+    def test_settings_removed_later_are_a_failure_the_api_and_admin_show(
+        self, configured: World, bot: FakeTelegram
+    ) -> None:
+        created = configured.create(channel="telegram")
+        configured.deployment.telegram_bot_token = ""
+        configured.deployment.save()
+        reassigned = configured.client_for("key").post(
+            f"/api/v1/requests/{created['id']}/reassign/", {"email": "bob@example.com"}, format="json"
+        )
+        assert reassigned.status_code == 200, reassigned.content
+        shown = configured.client_for("key").get(f"/api/v1/requests/{created['id']}/").json()
+        assert "Telegram is not configured" in shown["notification_error"]
+        assert AuditEvent.objects.filter(
+            event_type="notification.failed", source="telegram", target_id=created["id"]
+        ).exists()
+        admin = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw")
+        client = Client()
+        client.force_login(admin)
+        page = client.get(reverse("admin:hitl_hitlrequest_change", args=[created["id"]])).content.decode()
+        assert "Telegram is not configured" in page
+
+    def test_a_failed_edit_after_the_answer_is_recorded(self, configured: World, bot: FakeTelegram) -> None:
+        created = configured.create(channel="telegram")
+        bot.fail = (400, "Bad Request: message to edit not found")
+        configured.client_for("key").post(
+            f"/api/v1/requests/{created['id']}/respond/", {"outcome": "approved"}, format="json"
+        )
+        shown = configured.client_for("key").get(f"/api/v1/requests/{created['id']}/").json()
+        assert "editMessageText: HTTP 400: Bad Request: message to edit not found" in shown["notification_error"]
+        event = AuditEvent.objects.get(event_type="notification.failed", target_id=created["id"])
+        assert event.source == "telegram" and TOKEN not in json.dumps(event.data)
+
+
+class TestClosedMessage:
+    @pytest.mark.parametrize("message", ["Publish?", "Publish this & that? " * 400])
+    def test_the_edited_message_says_the_outcome_and_who_answered(
+        self, configured: World, bot: FakeTelegram, message: str
+    ) -> None:
+        created = configured.create(channel="telegram", message=message, content="<b>x</b> " * 400)
+        configured.client_for("key").post(
+            f"/api/v1/requests/{created['id']}/respond/", {"outcome": "rejected", "feedback": "Too long"}, format="json"
+        )
+        [edit] = bot.called("editMessageText")
+        text = edit.payload["text"]
+        assert len(text) <= telegram.MAX_TEXT
+        assert "Responded: <b>rejected</b>" in text and "via api" in text
+        assert text.count("<b>") == text.count("</b>") and text.count("<pre>") == text.count("</pre>")
 
 
 class TestButtonPresses:
