@@ -34,6 +34,12 @@ def create_deployment(
         creator.set_unusable_password()
         creator.save(update_fields=["password"])
     org, _ = Organization.objects.get_or_create(name=organization)
+    if Deployment.objects.filter(organization=org, name=name).exists():
+        # Names are unique per organization; say so rather than fail on the constraint.
+        raise InvalidInput(
+            {"name": [f"The organization {org.name!r} already has a deployment named {name!r}."]},
+            code="duplicate_name",
+        )
     deployment = Deployment.objects.create(organization=org, name=name, creator=creator)
     record_event(
         EventType.CONFIG_CHANGED,

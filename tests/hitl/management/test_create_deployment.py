@@ -45,3 +45,15 @@ class TestCreateDeploymentFlows:
         with pytest.raises(CommandError, match="not a valid email address"):
             run("create_deployment", "--name", "M", "--creator-email", "not-an-email")
         assert not Deployment.objects.exists()
+
+
+class TestDuplicateName:
+    def test_it_refuses_a_second_deployment_of_the_same_name_clearly(self, db: None) -> None:
+        import io
+
+        import pytest
+        from django.core.management import CommandError, call_command
+
+        call_command("create_deployment", "--name", "Ops", "--creator-email", "a@example.com", stdout=io.StringIO())
+        with pytest.raises(CommandError, match="already has a deployment named 'Ops'"):
+            call_command("create_deployment", "--name", "Ops", "--creator-email", "a@example.com", stdout=io.StringIO())
