@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label
+from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, on_behalf_of, principal_label
 from accounts.models import ApiKey, Deployment
 from hitl import services
 from hitl.api.serializers import (
@@ -33,7 +33,7 @@ from hitl.api.serializers import (
 )
 from hitl.lib import signing
 from hitl.lib.api.errors import ErrorSerializer
-from hitl.lib.links import CALLBACK_PURPOSE
+from hitl.lib.links import CALLBACK_PURPOSE, callback_principal
 from hitl.models import HITLRequest, Source, Status
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -60,6 +60,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if self.action == "list":
             queryset = self._filter(queryset)
         return queryset.order_by("-created_at", "id")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "principal": self.request.user}
+
+    def _shown(self, instance: HITLRequest) -> dict[str, Any]:
+        return RequestSerializer(instance, context={"principal": self.request.user}).data  # type: ignore[return-value]
 
     def _filter(self, queryset: QuerySet[HITLRequest]) -> QuerySet[HITLRequest]:
         params = self.request.query_params
@@ -127,7 +133,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         created = services.create_request(deployment, data, actor=principal_label(request.user), source=Source.API)
         # The saved instance as it is (no read back): every field was set in Python, nothing is filled
         # in by the database, and a pending request's result never touches its resolution.
-        return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
+        return Response(self._shown(created), status=status.HTTP_201_CREATED)
 
     def _deployment_for_create(self, deployment_id: Any) -> Deployment:
         principal = self.request.user
@@ -179,7 +185,11 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body.is_valid(raise_exception=True)
         label = principal_label(request.user)
         resolution = services.respond_to_request(
-            obj.pk, _answer(body.validated_data), responder=label, source=Source.API
+            obj.pk,
+            _answer(body.validated_data),
+            responder=label,
+            source=Source.API,
+            on_behalf_of=on_behalf_of(request.user, obj.assigned_to_email),
         )
         return Response(resolution.result)
 
@@ -192,7 +202,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         services.cancel_request(
             obj.pk, actor=principal_label(request.user), source=Source.API, reason=body.validated_data["reason"]
         )
-        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+        return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 
     @extend_schema(request=ReassignSerializer, responses={200: RequestSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
@@ -207,7 +217,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             actor=principal_label(request.user),
             source=Source.API,
         )
-        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+        return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 
 
 class CallbackView(APIView):
@@ -226,9 +236,13 @@ class CallbackView(APIView):
             raise exceptions.PermissionDenied("Invalid callback signature.", code="bad_signature") from None
         body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        target = HITLRequest.objects.select_related("deployment").filter(pk=request_id).first()
+        if target is None:
+            raise exceptions.NotFound("No such request.")
+        # The URL is the integrating app's credential: the answer is the app's, whatever name the caller
+        # declares (kept as metadata, never as the responder).
         metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
-        responder = body.validated_data["source"] or "callback"
-        # The service loads the request: a missing one raises DoesNotExist there, a 404 like any other.
+        responder = callback_principal(target.deployment)
         resolution = services.respond_to_request(
             request_id, _answer(body.validated_data, metadata), responder=responder, source=Source.API
         )

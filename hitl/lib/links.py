@@ -41,6 +41,11 @@ def callback_token(request: HITLRequest) -> str:
     return signing.sign(CALLBACK_PURPOSE, str(request.pk), ttl=ttl, since=since)
 
 
+def callback_principal(deployment: Any) -> str:
+    """Who an answer through a callback URL is recorded as: the deployment's integrating app."""
+    return f"callback:{deployment.name}"[:254]
+
+
 def callback_url(request: HITLRequest) -> str:
     return absolute(reverse("api:request-callback", args=[request.pk, callback_token(request)]))
 

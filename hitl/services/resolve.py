@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,9 +36,13 @@ def respond_to_request(
     responder: str,
     source: str,
     actor: str | None = None,
+    on_behalf_of: str = "",
 ) -> Resolution:
     """Answer a pending request exactly once. Raises NotPending for the losers, InvalidAnswer for
-    answers that do not fit; both are audited as refused."""
+    answers that do not fit; both are audited as refused.
+
+    `on_behalf_of` names the assignee when someone else entitled to answer (a manager who also holds
+    respond) answers for them: kept in the result's metadata and the audit event (SPEC §10)."""
     request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     actor = actor or responder
     if not request.is_pending:
@@ -62,8 +66,9 @@ def respond_to_request(
         actor=actor,
         fields=fields,
         edited_output=answer.edited_output,
-        extra_metadata=answer.metadata,
+        extra_metadata={**answer.metadata, **({"on_behalf_of": on_behalf_of} if on_behalf_of else {})},
         event=EventType.RESPONSE_SUBMITTED,
+        event_data={"on_behalf_of": on_behalf_of} if on_behalf_of else None,
     )
 
 
@@ -95,6 +100,7 @@ def _resolve(
     edited_output: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
     now: datetime | None = None,
+    event_data: dict[str, Any] | None = None,
 ) -> Resolution:
     now = now or timezone.now()
     with transaction.atomic():
@@ -120,7 +126,7 @@ def _resolve(
                 actor=actor,
                 source=source,
                 target=request,
-                data={"status": status, "outcome": fields["outcome"], "responder": responder},
+                data={"status": status, "outcome": fields["outcome"], "responder": responder, **(event_data or {})},
             )
     if not won:
         _refuse(request, actor=actor, source=source, reason="not_pending")
@@ -177,8 +183,9 @@ def describe_resolution(resolution: Resolution) -> str:
     return f"This request was already {verb} by {who} via {resolution.source} at {when}."
 
 
-def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> None:
-    """Record a refused answer and raise NotPending saying who got there first."""
+def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str, action: str = "") -> NoReturn:
+    """Record a refused answer (or reassignment, delegation: `action`) and raise NotPending saying who
+    got there first."""
     resolution = Resolution.objects.filter(request_id=request.pk).first()
     extra: dict[str, Any] = {"status": resolution.status if resolution else request.status}
     detail = "This request is no longer pending."
@@ -190,7 +197,11 @@ def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> No
         )
         detail = describe_resolution(resolution)
     record_event(
-        EventType.RESPONSE_REFUSED, actor=actor, source=source, target=request, data={"reason": reason, **extra}
+        EventType.RESPONSE_REFUSED,
+        actor=actor,
+        source=source,
+        target=request,
+        data={"reason": reason, **({"action": action} if action else {}), **extra},
     )
     raise NotPending(detail, extra=extra)
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.lib.access import LinkPrincipal, principal_label
+from accounts.lib.access import LinkPrincipal, on_behalf_of, principal_label
 from hitl import services
 from hitl.lib.errors import HitlError, InvalidAnswer, InvalidInput, NotPending
 from hitl.lib.markdown import render_markdown
@@ -101,7 +101,13 @@ def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_p
     if form.is_valid():
         who = principal_label(principal)
         try:
-            resolution = services.respond_to_request(obj.pk, form.answer(), responder=who, source=Source.DASHBOARD)
+            resolution = services.respond_to_request(
+                obj.pk,
+                form.answer(),
+                responder=who,
+                source=Source.DASHBOARD,
+                on_behalf_of=on_behalf_of(principal, obj.assigned_to_email),
+            )
         except InvalidAnswer as exc:
             form.add_error(None, exc.detail)
         except NotPending as exc:
