@@ -57,6 +57,7 @@ class LinkPrincipal:
 
     request_id: str
     email: str
+    assignment_version: int = 0  # the assignment the link was issued for
     is_authenticated: bool = True
     is_active: bool = True
     is_superuser: bool = False
@@ -110,7 +111,11 @@ def request_scope(principal: Any, action: Action) -> Q:
     if isinstance(principal, LinkPrincipal):
         if action == "manage" or not principal.email:
             return nothing
-        return Q(pk=principal.request_id, assigned_to_email=principal.email.lower())
+        return Q(
+            pk=principal.request_id,
+            assigned_to_email=principal.email.lower(),
+            assignment_version=principal.assignment_version,
+        )
     if not principal.is_active:
         return nothing
     if principal.is_superuser:

@@ -69,7 +69,13 @@ class EmailChannel(Channel):
             # Follow-ups join the original thread in the recipient's mail client.
             headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk)
         context = {**request_context(request), "event": event}
-        message = emails.build("notification", context, to=to, reply_to=reply_address(request.pk, to), headers=headers)
+        message = emails.build(
+            "notification",
+            context,
+            to=to,
+            reply_to=reply_address(request.pk, to, request.assignment_version),
+            headers=headers,
+        )
         try:
             message.send()
         except Exception as exc:  # any backend/ESP failure: record it where ops staff look

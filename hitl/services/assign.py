@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.models import EventType
@@ -102,7 +103,11 @@ def _reassign(
     previous = request.assigned_to_email
     new_email = new_email.strip().lower()
     won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **(guard or {})).update(
-        assigned_to_email=new_email, assignment_step=step, updated_at=timezone.now(), **(updates or {})
+        assigned_to_email=new_email,
+        assignment_step=step,
+        assignment_version=F("assignment_version") + 1,
+        updated_at=timezone.now(),
+        **(updates or {}),
     )
     if not won:
         return False

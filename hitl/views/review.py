@@ -107,6 +107,8 @@ def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_p
                 responder=who,
                 source=Source.DASHBOARD,
                 on_behalf_of=on_behalf_of(principal, obj.assigned_to_email),
+                # A link's answer holds only for the assignment it was issued for, even mid-flight.
+                assignment_version=principal.assignment_version if isinstance(principal, LinkPrincipal) else None,
             )
         except InvalidAnswer as exc:
             form.add_error(None, exc.detail)
