@@ -29,3 +29,12 @@ def allow(key: str, *, limit: int, window_seconds: int) -> bool:
             ThrottleCounter.objects.filter(key=key).update(count=F("count") + 1)
             return ThrottleCounter.objects.get(key=key).count <= limit
     return True
+
+
+def count(key: str, *, window_seconds: int) -> int:
+    """How many events `key` has counted in its current window (0 once the window is over)."""
+    from hitl.models import ThrottleCounter
+
+    floor = timezone.now() - timedelta(seconds=window_seconds)
+    row = ThrottleCounter.objects.filter(key=key, window_start__gt=floor).values_list("count", flat=True).first()
+    return row or 0
