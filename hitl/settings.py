@@ -214,6 +214,7 @@ HITL_WEBHOOK_RETRY_BASE = env_int("HITL_WEBHOOK_RETRY_BASE", 60)
 # a step still running when it is re-enqueued would have its body run twice.
 HITL_FLOW_STALLED_AFTER = env_int("HITL_FLOW_STALLED_AFTER", 300)
 HITL_MAX_WAIT_SECONDS = 60
+HITL_MAX_WAITS_PER_KEY = env_int("HITL_MAX_WAITS_PER_KEY", 4)
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -35,8 +36,21 @@ from hitl.lib import signing
 from hitl.lib.api.errors import ErrorSerializer
 from hitl.lib.links import CALLBACK_PURPOSE, callback_principal
 from hitl.models import HITLRequest, Source, Status
+from hitl.services import throttle
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+class TooManyWaits(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many concurrent long-polls for this key; wait for one to finish, or poll without wait."
+    default_code = "too_many_waits"
+
+
+def _principal_key(principal: Any) -> str:
+    if isinstance(principal, ApiKeyPrincipal):
+        return f"key:{principal.key.pk}"
+    return f"user:{getattr(principal, 'pk', '')}"
 
 
 def _answer(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> services.Answer:
@@ -161,7 +175,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "wait", int, description=f"Long-poll up to N seconds (max {settings.HITL_MAX_WAIT_SECONDS})."
             )
         ],
-        responses={200: ResultSerializer, **ERRORS},
+        responses={200: ResultSerializer, 429: ErrorSerializer, **ERRORS},
     )
     @action(detail=True, methods=["get"])
     def result(self, request: Request, pk: str | None = None) -> Response:
@@ -170,12 +184,29 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             wait = min(max(int(request.query_params.get("wait", 0)), 0), settings.HITL_MAX_WAIT_SECONDS)
         except ValueError:
             raise exceptions.ValidationError({"wait": ["A whole number of seconds."]}) from None
-        deadline = time.monotonic() + wait
-        while obj.is_pending and time.monotonic() < deadline:
-            time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
-            if HITLRequest.objects.filter(pk=obj.pk).exclude(status=Status.PENDING).exists():
-                obj = HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
+        if wait and obj.is_pending:
+            obj = self._wait(obj, wait)
         return Response({"status": obj.status, **result_of(obj)})
+
+    def _wait(self, obj: HITLRequest, wait: int) -> HITLRequest:
+        """Long-poll: a few concurrent waits per principal (429 beyond), and no database connection held
+        while sleeping (it is closed before every sleep; the cheap check opens one again)."""
+        slot = f"long-poll:{_principal_key(self.request.user)}"
+        if not throttle.acquire(slot, limit=settings.HITL_MAX_WAITS_PER_KEY, ttl_seconds=2 * wait + 60):
+            raise TooManyWaits()
+        try:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not connection.in_atomic_block:  # (tests run inside a transaction: keep it)
+                    connection.close()
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+                if HITLRequest.objects.filter(pk=obj.pk).exclude(status=Status.PENDING).exists():
+                    return HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
+            return obj
+        finally:
+            throttle.release(slot)
+            if not connection.in_atomic_block:
+                connection.close()
 
     @extend_schema(request=RespondSerializer, responses={200: ResultSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
