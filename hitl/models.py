@@ -62,6 +62,7 @@ class AssignmentStep(models.TextChoices):
     REASSIGNED = "reassigned", "Reassigned by a manager"
     ESCALATED = "escalated", "Escalated (no answer in time)"
     DELEGATED = "delegated", "Delegated by the assignee"
+    CONDITION_ERROR = "condition_error", "A rule's condition could not be evaluated (deployment creator)"
 
 
 class RoutingRule(models.Model):
@@ -170,6 +171,9 @@ class HITLRequest(models.Model):
     # (version 0 implicitly), and an answer through them must still match it in the compare-and-set:
     # a capability of an earlier assignment, even one back to the same person, no longer answers.
     assignment_version = models.PositiveIntegerField(default=0, editable=False)
+    assignment_problems = models.JSONField(
+        default=list, blank=True, help_text="Routing conditions that could not be evaluated (step condition_error)."
+    )
 
     # Not auto_now_add: create_request sets it to the same instant its deadlines count from.
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)

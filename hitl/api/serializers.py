@@ -107,7 +107,10 @@ class RequestSerializer(serializers.ModelSerializer):
         }
     )
     def get_assignment(self, obj: HITLRequest) -> dict[str, Any]:
-        return {"step": obj.assignment_step, "rule_id": obj.assigned_rule_id, "rule_name": obj.assigned_rule_name}
+        shown = {"step": obj.assignment_step, "rule_id": obj.assigned_rule_id, "rule_name": obj.assigned_rule_name}
+        if obj.assignment_problems:
+            shown["condition_errors"] = obj.assignment_problems
+        return shown
 
     @extend_schema_field({"type": "string", "description": "Only for full keys and managers (SPEC §10)."})
     def get_callback_url(self, obj: HITLRequest) -> str:
