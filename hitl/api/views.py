@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
@@ -101,7 +102,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             queryset = queryset.filter(assigned_to_email=params["assigned_to"].strip().lower())
         for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
             if params.get(param):
-                moment = parse_datetime(params[param])
+                try:
+                    moment = parse_datetime(params[param])
+                    if moment is not None and moment.tzinfo is not None:
+                        moment.astimezone(UTC)  # 9999-12-31T23:00-05:00 is past the last representable instant
+                except (ValueError, OverflowError):
+                    moment = None
                 if moment is None:
                     raise exceptions.ValidationError({param: ["An ISO 8601 date-time, e.g. 2026-01-14T12:00:00Z."]})
                 queryset = queryset.filter(**{lookup: moment})
