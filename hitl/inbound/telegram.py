@@ -32,7 +32,7 @@ def telegram_webhook(request: HttpRequest, deployment_id: int) -> HttpResponse:
         return JsonResponse({"detail": "Bad secret token.", "code": "forbidden"}, status=403)
     try:
         update = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply for the decoder
         return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)
     if not isinstance(update, dict):
         return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)

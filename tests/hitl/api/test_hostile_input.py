@@ -66,3 +66,18 @@ class TestFarDates:
             assert answer.status_code in (200, 400), (param, value)
             if answer.status_code == 400:
                 assert answer.json()["code"] == "invalid"
+
+
+class TestHostileTelegramUpdate:
+    def test_it_answers_400_to_deeply_nested_json(self, world: World) -> None:
+        from django.test import Client
+
+        from hitl.channels import telegram
+
+        response = Client().post(
+            f"/telegram/{world.deployment.pk}/webhook/",
+            '{"update_id": 1, "x": ' + DEEP + "}",
+            content_type="application/json",
+            HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN=telegram.webhook_secret(world.deployment.pk),
+        )
+        assert response.status_code == 400 and response.json()["code"] == "invalid"
