@@ -28,6 +28,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        # Keys cannot be edited (has_change_permission is list-only), but revoking is their one change.
+        return request.user.has_perm("accounts.change_apikey")
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         # Keys are made by the service so the secret is generated and shown exactly once.
         key, secret = create_api_key(
@@ -36,7 +40,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk = key.pk
         messages.warning(request, f"API key for {key.deployment}: {secret} — copy it now, it will not be shown again.")
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             revoke_api_key(key, actor=request.user.get_username())

@@ -8,6 +8,8 @@ import logging
 import re
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -22,7 +24,13 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/") and self._has_nul(request):
+        try:
+            has_nul = request.path.startswith("/api/") and self._has_nul(request)
+        except RequestDataTooBig:
+            # Reading the body is where Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE: the API's shape.
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return JsonResponse({"detail": f"The body is over {limit} bytes.", "code": "too_large"}, status=400)
+        if has_nul:
             return JsonResponse(
                 {"detail": "Input must not contain NUL characters (\\u0000).", "code": "invalid"}, status=400
             )

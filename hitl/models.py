@@ -66,6 +66,7 @@ class AssignmentStep(models.TextChoices):
     REASSIGNED = "reassigned", "Reassigned by a manager"
     ESCALATED = "escalated", "Escalated (no answer in time)"
     DELEGATED = "delegated", "Delegated by the assignee"
+    CONDITION_ERROR = "condition_error", "A rule's condition could not be evaluated (deployment creator)"
 
 
 class RoutingRule(models.Model):
@@ -183,6 +184,13 @@ class HITLRequest(models.Model):
     assigned_rule = models.ForeignKey(RoutingRule, null=True, blank=True, on_delete=models.SET_NULL)
     assigned_rule_name = models.CharField(max_length=200, blank=True)
     assignment_step = models.CharField(max_length=20, choices=AssignmentStep.choices)
+    # Bumped by every reassignment, delegation and escalation. Magic links and reply tokens carry it
+    # (version 0 implicitly), and an answer through them must still match it in the compare-and-set:
+    # a capability of an earlier assignment, even one back to the same person, no longer answers.
+    assignment_version = models.PositiveIntegerField(default=0, editable=False)
+    assignment_problems = models.JSONField(
+        default=list, blank=True, help_text="Routing conditions that could not be evaluated (step condition_error)."
+    )
 
     # Not auto_now_add: create_request sets it to the same instant its deadlines count from.
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)

@@ -211,6 +211,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "hitl.lib.api.pagination.CappedLimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "hitl.lib.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "hitl.lib.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -314,6 +319,7 @@ HITL_MAX_WAIT_SECONDS = 60
 # reviewer may edit the tool's input (the edit comes back to Claude Code as `updatedInput`).
 HITL_MCP_PROMPT_WAIT = env_int("HITL_MCP_PROMPT_WAIT", 300)
 HITL_MCP_PROMPT_EDITABLE = env_bool("HITL_MCP_PROMPT_EDITABLE", True)
+HITL_MAX_WAITS_PER_KEY = env_int("HITL_MAX_WAITS_PER_KEY", 4)
 # Telegram's Bot API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).
 HITL_TELEGRAM_API_BASE = env_str("HITL_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
 # Slack's Web API; tests point it at a local fake (which must then be in HITL_EGRESS_ALLOWED_HOSTS).

@@ -6,13 +6,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from hitl.inbound import dev_mailbox
 from hitl.mcp.server import endpoint as mcp_endpoint
 from hitl.views import health
+from hitl.views.signin import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(("hitl.api.urls", "api"), namespace="api")),
     path("mcp/", mcp_endpoint, name="mcp"),  # the MCP server (SPEC §15), streamable HTTP

@@ -57,6 +57,7 @@ class LinkPrincipal:
 
     request_id: str
     email: str
+    assignment_version: int = 0  # the assignment the link was issued for
     is_authenticated: bool = True
     is_active: bool = True
     is_superuser: bool = False
@@ -110,21 +111,53 @@ def request_scope(principal: Any, action: Action) -> Q:
     if isinstance(principal, LinkPrincipal):
         if action == "manage" or not principal.email:
             return nothing
-        return Q(pk=principal.request_id, assigned_to_email=principal.email.lower())
+        return Q(
+            pk=principal.request_id,
+            assigned_to_email=principal.email.lower(),
+            assignment_version=principal.assignment_version,
+        )
     if not principal.is_active:
         return nothing
     if principal.is_superuser:
         return Q()
     managed_ids = deployments_for(principal, MANAGE_PERM)
-    managed = Q(deployment_id__in=managed_ids) if managed_ids else nothing
-    if action == "manage":
-        return managed
+    responding_ids = deployments_for(principal, RESPOND_PERM)
     email = (principal.email or "").strip().lower()  # assignees are stored lower-case (HITLRequest)
-    respond_only = sorted(set(deployments_for(principal, RESPOND_PERM)) - set(managed_ids)) if email else []
-    if not respond_only:
-        return managed
-    assigned = Q(deployment_id__in=respond_only, assigned_to_email=email)
-    return (managed | assigned) if managed_ids else assigned
+    if action == "manage":
+        return Q(deployment_id__in=managed_ids) if managed_ids else nothing
+    # Answering is the respond permission's (SPEC §10): manage alone answers nothing; manage and respond
+    # together answer any request of the deployment (on behalf of its assignee, see `on_behalf_of`);
+    # respond alone answers what is assigned to one's own email.
+    whole = sorted(set(managed_ids) & set(responding_ids)) if action == "respond" else sorted(managed_ids)
+    assigned_only = sorted(set(responding_ids) - set(whole)) if email else []
+    scope = Q(deployment_id__in=whole) if whole else nothing
+    if assigned_only:
+        assigned = Q(deployment_id__in=assigned_only, assigned_to_email=email)
+        scope = (scope | assigned) if whole else assigned
+    return scope
+
+
+def on_behalf_of(principal: Any, assignee: str) -> str:
+    """The assignee a signed-in answer is recorded as made on behalf of ("" when it is the assignee's
+    own, or comes from a key, a link or the callback app): a manager-responder answering someone
+    else's request (SPEC §10)."""
+    if isinstance(principal, (ApiKeyPrincipal, LinkPrincipal)) or principal is None:
+        return ""
+    own = (getattr(principal, "email", "") or "").strip().lower()
+    return "" if own == assignee.strip().lower() else assignee.strip().lower()
+
+
+def may_hold_capabilities(principal: Any, deployment_id: int) -> bool:
+    """Whether `principal` may be shown capabilities that act on its own (a request's `callback_url`)
+    for a request of `deployment_id` (SPEC §10): a full key of that deployment, a superuser, or a
+    manager of it. Never a read-only key, a responder, a magic-link holder or anyone else."""
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return False
+    if isinstance(principal, ApiKeyPrincipal):
+        return principal.key.access == ApiKey.Access.FULL and principal.deployment_id == deployment_id
+    if isinstance(principal, LinkPrincipal) or not principal.is_active:
+        return False
+    return bool(principal.is_superuser) or deployment_id in deployments_for(principal, MANAGE_PERM)
 
 
 def deployment_scope(principal: Any, action: Action) -> Q:

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.lib.access import deployment_scope, principal_label
+from accounts.lib.access import deployment_scope, may_hold_capabilities, principal_label
 from accounts.models import Deployment
 from flows.engine import crew, runs
 from flows.models import FlowRun
@@ -89,16 +89,17 @@ class ExecutionSerializer(serializers.Serializer):
         request = run.pending_request
         if request is None or not request.is_pending:
             return []
-        return [
-            {
-                "id": str(request.pk),
-                "method_name": request.method_name,
-                "message": request.message,
-                "assigned_to_email": request.assigned_to_email,
-                "status": request.status,
-                "callback_url": callback_url(request),
-            }
-        ]
+        shown: dict[str, Any] = {
+            "id": str(request.pk),
+            "method_name": request.method_name,
+            "message": request.message,
+            "assigned_to_email": request.assigned_to_email,
+            "status": request.status,
+        }
+        # Only principals who may act receive the capability (SPEC §10): never a read-only key.
+        if may_hold_capabilities(self.context.get("principal"), request.deployment_id):
+            shown["callback_url"] = callback_url(request)
+        return [shown]
 
 
 def _deployment(request: Request, deployment_id: int) -> Deployment:
@@ -164,4 +165,4 @@ class ExecutionView(APIView):
             deployment__in=Deployment.objects.filter(deployment_scope(request.user, "view"))
         )
         run = get_object_or_404(visible.select_related("pending_request"), pk=execution_id)
-        return Response(ExecutionSerializer(run).data)
+        return Response(ExecutionSerializer(run, context={"principal": request.user}).data)

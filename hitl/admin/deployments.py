@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -15,6 +16,7 @@ from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 from guardian.shortcuts import get_group_perms, get_user_perms
 
+from accounts.lib.access import MANAGE_PERM
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
@@ -148,7 +150,7 @@ class DeploymentAdmin(GuardedModelAdmin):
     def slack(self, obj: Deployment) -> str:
         return slack_status(obj)
 
-    @admin.action(description="Register the Telegram webhook of the selected deployments")
+    @admin.action(description="Register the Telegram webhook of the selected deployments", permissions=["change"])
     def register_telegram_webhook(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         for deployment in queryset:
             try:
@@ -166,12 +168,26 @@ class DeploymentAdmin(GuardedModelAdmin):
             )
             messages.success(request, f"{deployment}: Telegram now sends button presses to {url}.")
 
+    # Granting object permissions needs manage on that deployment, or superuser (SPEC §10): guardian
+    # itself lets anyone who may change deployments grant anything on every one.
+    def _may_grant(self, request: HttpRequest, object_pk: Any) -> None:
+        deployment = Deployment.objects.filter(pk=object_pk).first()
+        user: Any = request.user
+        if deployment is None or not (user.is_superuser or user.has_perm(MANAGE_PERM, deployment)):
+            raise PermissionDenied("Granting access needs the manage permission on this deployment.")
+
+    def obj_perms_manage_view(self, request: HttpRequest, object_pk: Any) -> HttpResponse:
+        self._may_grant(request, object_pk)
+        return super().obj_perms_manage_view(request, object_pk)
+
     # Permission changes on the "Object permissions" pages are audited (SPEC §10).
     def obj_perms_manage_user_view(self, request: HttpRequest, object_pk: Any, user_id: Any) -> HttpResponse:
+        self._may_grant(request, object_pk)
         user = get_user_model().objects.filter(pk=user_id).first()
         return self._audited_perms(request, object_pk, "user", user, get_user_perms, super().obj_perms_manage_user_view)
 
     def obj_perms_manage_group_view(self, request: HttpRequest, object_pk: Any, group_id: Any) -> HttpResponse:
+        self._may_grant(request, object_pk)
         group = Group.objects.filter(pk=group_id).first()
         return self._audited_perms(
             request, object_pk, "group", group, get_group_perms, super().obj_perms_manage_group_view

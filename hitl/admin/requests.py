@@ -45,7 +45,7 @@ class RequestActionsMixin(admin.ModelAdmin):
     def view_on_site(self, obj: HITLRequest) -> str:  # type: ignore[override]
         return reverse("hitl:review", args=[obj.pk])
 
-    @admin.action(description="Reassign selected pending requests…")
+    @admin.action(description="Reassign selected pending requests…", permissions=["change"])
     def reassign_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> HttpResponse | None:
         pending = queryset.filter(status=Status.PENDING)
         form = ReassignActionForm(request.POST if "apply" in request.POST else None)
@@ -77,7 +77,7 @@ class RequestActionsMixin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/hitl/hitlrequest/reassign.html", context)
 
-    @admin.action(description="Resend the notification of selected pending requests")
+    @admin.action(description="Resend the notification of selected pending requests", permissions=["change"])
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> None:
         sent = 0
         for obj in queryset.filter(status=Status.PENDING):
@@ -136,7 +136,7 @@ class HITLRequestAdmin(RequestActionsMixin, admin.ModelAdmin):
     def notification_failed(self, obj: HITLRequest) -> bool:
         return bool(obj.notification_error)
 
-    @admin.action(description="Cancel selected pending requests")
+    @admin.action(description="Cancel selected pending requests", permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[HITLRequest]) -> None:
         cancelled = 0
         for obj in queryset.filter(status="pending"):

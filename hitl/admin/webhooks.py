@@ -101,7 +101,7 @@ class WebhookAdmin(admin.ModelAdmin):
             "Receivers verify X-Signature and webhook-signature with this same string (see the README).",
         )
 
-    @admin.action(description="Rotate the signing secret of the selected webhooks")
+    @admin.action(description="Rotate the signing secret of the selected webhooks", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
         for webhook in queryset:
             secret = webhook_outbox.rotate_webhook_secret(webhook.pk, actor=request.user.get_username())
@@ -181,7 +181,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Redeliver selected (same webhook-id, fresh retries)")
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        # Deliveries are read-only rows, so their "change" permission is the right to send them again.
+        return request.user.has_perm("hitl.change_webhookdelivery")
+
+    @admin.action(description="Redeliver selected (same webhook-id, fresh retries)", permissions=["redeliver"])
     def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         actor = request.user.get_username()
         queued = sum(webhook_outbox.redeliver(d.pk, actor=actor) for d in queryset)

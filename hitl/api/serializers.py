@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.lib.access import may_hold_capabilities
 from hitl.lib.links import callback_url
 from hitl.models import Channel, HITLRequest, Mode, OnTimeout
 from hitl.results import empty_result
@@ -89,8 +90,13 @@ class RequestSerializer(serializers.ModelSerializer):
         # ModelSerializer builds its ~30 fields afresh for every serializer instance (model
         # introspection), which cost more than rendering them. These fields are read-only and use no
         # context, so one bound set serves every instance; the output is DRF's own, field by field.
+        # The callback URL answers the request on its own: only those who may act get it (SPEC §10).
+        # Without a principal in the context nobody is entitled: it is left out.
+        hide_callback = not may_hold_capabilities(self.context.get("principal"), instance.deployment_id)
         ret: dict[str, Any] = {}
         for field in _request_fields():
+            if hide_callback and field.field_name == "callback_url":
+                continue
             attribute = field.get_attribute(instance)
             ret[str(field.field_name)] = None if attribute is None else field.to_representation(attribute)
         return ret
@@ -106,8 +112,12 @@ class RequestSerializer(serializers.ModelSerializer):
         }
     )
     def get_assignment(self, obj: HITLRequest) -> dict[str, Any]:
-        return {"step": obj.assignment_step, "rule_id": obj.assigned_rule_id, "rule_name": obj.assigned_rule_name}
+        shown = {"step": obj.assignment_step, "rule_id": obj.assigned_rule_id, "rule_name": obj.assigned_rule_name}
+        if obj.assignment_problems:
+            shown["condition_errors"] = obj.assignment_problems
+        return shown
 
+    @extend_schema_field({"type": "string", "description": "Only for full keys and managers (SPEC §10)."})
     def get_callback_url(self, obj: HITLRequest) -> str:
         return callback_url(obj)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -18,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, principal_label
+from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, on_behalf_of, principal_label
 from accounts.models import ApiKey, Deployment
 from hitl import services
 from hitl.api.serializers import (
@@ -34,10 +36,23 @@ from hitl.api.serializers import (
 from hitl.idempotency import idempotent
 from hitl.lib import signing
 from hitl.lib.api.errors import ErrorSerializer
-from hitl.lib.links import CALLBACK_PURPOSE
+from hitl.lib.links import CALLBACK_PURPOSE, callback_principal
 from hitl.models import HITLRequest, Source, Status
+from hitl.services import throttle
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+class TooManyWaits(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many concurrent long-polls for this key; wait for one to finish, or poll without wait."
+    default_code = "too_many_waits"
+
+
+def _principal_key(principal: Any) -> str:
+    if isinstance(principal, ApiKeyPrincipal):
+        return f"key:{principal.key.pk}"
+    return f"user:{getattr(principal, 'pk', '')}"
 
 
 def _answer(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> services.Answer:
@@ -62,6 +77,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             queryset = self._filter(queryset)
         return queryset.order_by("-created_at", "id")
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "principal": self.request.user}
+
+    def _shown(self, instance: HITLRequest) -> dict[str, Any]:
+        return RequestSerializer(instance, context={"principal": self.request.user}).data  # type: ignore[return-value]
+
     def _filter(self, queryset: QuerySet[HITLRequest]) -> QuerySet[HITLRequest]:
         params = self.request.query_params
         if params.get("status"):
@@ -82,7 +103,12 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             queryset = queryset.filter(assigned_to_email=params["assigned_to"].strip().lower())
         for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
             if params.get(param):
-                moment = parse_datetime(params[param])
+                try:
+                    moment = parse_datetime(params[param])
+                    if moment is not None and moment.tzinfo is not None:
+                        moment.astimezone(UTC)  # 9999-12-31T23:00-05:00 is past the last representable instant
+                except (ValueError, OverflowError):
+                    moment = None
                 if moment is None:
                     raise exceptions.ValidationError({param: ["An ISO 8601 date-time, e.g. 2026-01-14T12:00:00Z."]})
                 queryset = queryset.filter(**{lookup: moment})
@@ -129,7 +155,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         created = services.create_request(deployment, data, actor=principal_label(request.user), source=Source.API)
         # The saved instance as it is (no read back): every field was set in Python, nothing is filled
         # in by the database, and a pending request's result never touches its resolution.
-        return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
+        return Response(self._shown(created), status=status.HTTP_201_CREATED)
 
     def _deployment_for_create(self, deployment_id: Any) -> Deployment:
         principal = self.request.user
@@ -157,7 +183,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "wait", int, description=f"Long-poll up to N seconds (max {settings.HITL_MAX_WAIT_SECONDS})."
             )
         ],
-        responses={200: ResultSerializer, **ERRORS},
+        responses={200: ResultSerializer, 429: ErrorSerializer, **ERRORS},
     )
     @action(detail=True, methods=["get"])
     def result(self, request: Request, pk: str | None = None) -> Response:
@@ -166,12 +192,29 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             wait = min(max(int(request.query_params.get("wait", 0)), 0), settings.HITL_MAX_WAIT_SECONDS)
         except ValueError:
             raise exceptions.ValidationError({"wait": ["A whole number of seconds."]}) from None
-        deadline = time.monotonic() + wait
-        while obj.is_pending and time.monotonic() < deadline:
-            time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
-            if HITLRequest.objects.filter(pk=obj.pk).exclude(status=Status.PENDING).exists():
-                obj = HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
+        if wait and obj.is_pending:
+            obj = self._wait(obj, wait)
         return Response({"status": obj.status, **result_of(obj)})
+
+    def _wait(self, obj: HITLRequest, wait: int) -> HITLRequest:
+        """Long-poll: a few concurrent waits per principal (429 beyond), and no database connection held
+        while sleeping (it is closed before every sleep; the cheap check opens one again)."""
+        slot = f"long-poll:{_principal_key(self.request.user)}"
+        if not throttle.acquire(slot, limit=settings.HITL_MAX_WAITS_PER_KEY, ttl_seconds=2 * wait + 60):
+            raise TooManyWaits()
+        try:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not connection.in_atomic_block:  # (tests run inside a transaction: keep it)
+                    connection.close()
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+                if HITLRequest.objects.filter(pk=obj.pk).exclude(status=Status.PENDING).exists():
+                    return HITLRequest.objects.select_related("resolution").get(pk=obj.pk)
+            return obj
+        finally:
+            throttle.release(slot)
+            if not connection.in_atomic_block:
+                connection.close()
 
     @idempotent
     @extend_schema(request=RespondSerializer, responses={200: ResultSerializer, **ERRORS})
@@ -182,7 +225,11 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body.is_valid(raise_exception=True)
         label = principal_label(request.user)
         resolution = services.respond_to_request(
-            obj.pk, _answer(body.validated_data), responder=label, source=Source.API
+            obj.pk,
+            _answer(body.validated_data),
+            responder=label,
+            source=Source.API,
+            on_behalf_of=on_behalf_of(request.user, obj.assigned_to_email),
         )
         return Response(resolution.result)
 
@@ -196,7 +243,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         services.cancel_request(
             obj.pk, actor=principal_label(request.user), source=Source.API, reason=body.validated_data["reason"]
         )
-        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+        return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 
     @extend_schema(request=ReassignSerializer, responses={200: RequestSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
@@ -211,7 +258,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             actor=principal_label(request.user),
             source=Source.API,
         )
-        return Response(RequestSerializer(self.get_queryset().get(pk=obj.pk)).data)
+        return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 
 
 class CallbackView(APIView):
@@ -230,9 +277,13 @@ class CallbackView(APIView):
             raise exceptions.PermissionDenied("Invalid callback signature.", code="bad_signature") from None
         body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        target = HITLRequest.objects.select_related("deployment").filter(pk=request_id).first()
+        if target is None:
+            raise exceptions.NotFound("No such request.")
+        # The URL is the integrating app's credential: the answer is the app's, whatever name the caller
+        # declares (kept as metadata, never as the responder).
         metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
-        responder = body.validated_data["source"] or "callback"
-        # The service loads the request: a missing one raises DoesNotExist there, a 404 like any other.
+        responder = callback_principal(target.deployment)
         resolution = services.respond_to_request(
             request_id, _answer(body.validated_data, metadata), responder=responder, source=Source.API
         )

@@ -13,7 +13,7 @@ from audit.services import record_event
 from hitl.channels.base import Channel, ChannelError, Event, record_failure
 from hitl.lib import emails
 from hitl.lib.links import magic_link_url
-from hitl.lib.markdown import render_markdown
+from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.lib.reply_tokens import reply_address
 from hitl.models import Channel as ChannelChoice
 from hitl.models import HITLRequest, Mode
@@ -36,10 +36,15 @@ def answer_lines(request: HITLRequest) -> list[str]:
 
 
 def request_context(request: HITLRequest) -> dict[str, Any]:
+    try:
+        content_html = render_markdown(request.content, inline_styles=True) if request.content else ""
+    except MarkdownError as exc:
+        # Never an email without the content it asks about: the notification fails, recorded.
+        raise ChannelError(f"The request's content could not be rendered: {exc}") from exc
     return {
         "request": request,
         "deployment": request.deployment,
-        "content_html": render_markdown(request.content, inline_styles=True) if request.content else "",
+        "content_html": content_html,
         "answer_lines": answer_lines(request),
         "magic_link": magic_link_url(request),
         "first_option": (answer_lines(request) or ["approved"])[0].split(". ", 1)[-1],
@@ -91,10 +96,21 @@ class EmailChannel(Channel):
         else:
             # Follow-ups join the original thread in the recipient's mail client.
             headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk)
-        context = {**request_context(request), "event": event}
+        try:
+            context = {**request_context(request), "event": event}
+        except ChannelError as exc:
+            record_failure(request, "email", event, exc.detail, to=to)
+            exc.recorded = True
+            raise
         if event == Event.REASSIGNED:
             context["handover"] = handover(request)
-        message = emails.build("notification", context, to=to, reply_to=reply_address(request.pk, to), headers=headers)
+        message = emails.build(
+            "notification",
+            context,
+            to=to,
+            reply_to=reply_address(request.pk, to, request.assignment_version),
+            headers=headers,
+        )
         try:
             message.send()
         except Exception as exc:  # any backend/ESP failure: record it where ops staff look

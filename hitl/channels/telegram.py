@@ -71,6 +71,25 @@ def target_of(deployment: Deployment, rule: RoutingRule | None) -> Target | None
     return Target(crypto.decrypt(token_ct), chat)
 
 
+def press_from_chat(request: HITLRequest, configured: str, chat: dict[str, Any]) -> bool:
+    """Whether a button press's chat is the request's configured one. Presses carry the numeric chat
+    id; a chat configured as `@channelname` matches by the username Telegram sends with it, or by the
+    numeric id Telegram gave when we posted this request's message there."""
+    from hitl.models import TelegramMessage
+
+    chat_id = str(chat.get("id", ""))
+    if not configured or not chat_id:
+        return False
+    if chat_id == configured:
+        return True
+    if not configured.startswith("@"):
+        return False
+    username = str(chat.get("username") or "")
+    if username and username.lower() == configured[1:].lower():
+        return True
+    return TelegramMessage.objects.filter(request=request, chat_id=chat_id).exists()
+
+
 def webhook_secret(deployment_id: int, secret: str | None = None) -> str:
     """What setWebhook's secret_token is for this deployment (1-256 of A-Z a-z 0-9 _ -)."""
     secret = settings.SECRET_KEY if secret is None else secret
@@ -228,7 +247,10 @@ class TelegramChannel(Channel):
             exc.recorded = True
             raise
         message_id = int((result or {}).get("message_id") or 0)
-        TelegramMessage.objects.create(request=request, chat_id=target.chat_id, message_id=message_id, event=event)
+        # Stored as Telegram resolved it: a chat configured as `@channelname` comes back with its numeric
+        # id, which is what button presses carry (see `press_from_chat`).
+        sent_chat = str(((result or {}).get("chat") or {}).get("id") or target.chat_id)
+        TelegramMessage.objects.create(request=request, chat_id=sent_chat, message_id=message_id, event=event)
         Model.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
         record_event(
             EventType.NOTIFICATION_SENT,

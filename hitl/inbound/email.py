@@ -23,7 +23,7 @@ from hitl.channels.email import answer_lines
 from hitl.inbound.reply_text import html_to_text, strip_quotes
 from hitl.lib.errors import InvalidAnswer, NotPending
 from hitl.lib.queue import enqueue
-from hitl.lib.reply_tokens import Verdict, check, find_token, redact
+from hitl.lib.reply_tokens import Verdict, check, find_token, redact, token_state
 from hitl.models import HITLRequest, InboundEmail, Mode, Resolution, Source
 from hitl.services.throttle import allow
 
@@ -177,7 +177,8 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
             "Please reply to the original notification email, or use the link in it.",
         )
     # The MAC binds the request's state: once it leaves pending, its tokens no longer verify as is.
-    verdict = check(token, sender=sender, authorised=request.assigned_to_email, state=request.status)
+    state = token_state(request.status, request.assignment_version)
+    verdict = check(token, sender=sender, authorised=request.assigned_to_email, state=state)
     if verdict is Verdict.FORGED and not request.is_pending:
         # Tell "already answered" (a real token of ours, minted while pending) from a forgery.
         verdict = Verdict.VALID if _authentic_for_resolved(token, sender) else Verdict.FORGED
@@ -204,7 +205,9 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
     text = reply_body(message)
     answer = services.Answer(text=text) if request.mode == Mode.TEXT else services.Answer(feedback=text)
     try:
-        resolution = services.respond_to_request(request.pk, answer, responder=sender, source=Source.EMAIL)
+        resolution = services.respond_to_request(
+            request.pk, answer, responder=sender, source=Source.EMAIL, assignment_version=request.assignment_version
+        )
     except NotPending:
         fault = _already_answered(request)
         fault.audited = True

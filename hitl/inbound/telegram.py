@@ -31,7 +31,7 @@ def telegram_webhook(request: HttpRequest, deployment_id: int) -> HttpResponse:
         return JsonResponse({"detail": "Bad secret token.", "code": "forbidden"}, status=403)
     try:
         update = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply for the decoder
         return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)
     if not isinstance(update, dict):
         return JsonResponse({"detail": "Expected a JSON update.", "code": "invalid"}, status=400)
@@ -66,10 +66,10 @@ def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, 
     sender = query.get("from") or {}
     username = sender.get("username")
     responder = f"telegram:@{username}" if username else f"telegram:{sender.get('id', 'unknown')}"
-    chat_id = str(((query.get("message") or {}).get("chat") or {}).get("id", ""))
+    chat = (query.get("message") or {}).get("chat") or {}
+    chat_id = str(chat.get("id", ""))
     target = telegram_channel.target_for(request)
-    allowed_chat = target.chat_id if target else ""
-    if not allowed_chat or chat_id != allowed_chat:
+    if not telegram_channel.press_from_chat(request, target.chat_id if target else "", chat):
         record_event(
             EventType.RESPONSE_REFUSED,
             actor=responder,

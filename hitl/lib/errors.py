@@ -36,6 +36,13 @@ class NotPending(HitlError):
     code = "not_pending"
 
 
+class Reassigned(NotPending):
+    """The answer came through a capability of an earlier assignment (a magic link or reply token
+    issued before a reassignment, delegation or escalation): it no longer answers (SPEC §10)."""
+
+    code = "reassigned"
+
+
 class NotAllowed(HitlError):
     """The caller may see the request but not do this to it (e.g. delegate a request not theirs)."""
 

@@ -24,6 +24,8 @@ class HITLRequest(Protocol):
     def link_ttl_seconds(self) -> int | None: ...
     @property
     def assigned_to_email(self) -> str: ...
+    @property
+    def assignment_version(self) -> int: ...
 
 
 CALLBACK_PURPOSE = "callback"
@@ -41,6 +43,11 @@ def callback_token(request: HITLRequest) -> str:
     return signing.sign(CALLBACK_PURPOSE, str(request.pk), ttl=ttl, since=since)
 
 
+def callback_principal(deployment: Any) -> str:
+    """Who an answer through a callback URL is recorded as: the deployment's integrating app."""
+    return f"callback:{deployment.name}"[:254]
+
+
 def callback_url(request: HITLRequest) -> str:
     return absolute(reverse("api:request-callback", args=[request.pk, callback_token(request)]))
 
@@ -51,7 +58,14 @@ MAGIC_PURPOSE = "magic"
 def magic_link_token(request: HITLRequest, email: str, ttl: int | None = None) -> str:
     """A link for `email` to open (GET: view + confirm form) and answer (POST) the request, no account."""
     lifetime = ttl or request.link_ttl_seconds or settings.HITL_REPLY_TOKEN_TTL
-    return signing.sign(MAGIC_PURPOSE, str(request.pk), email.lower(), ttl=lifetime)
+    return signing.sign(MAGIC_PURPOSE, *magic_parts(request.pk, email, request.assignment_version), ttl=lifetime)
+
+
+def magic_parts(request_id: Any, email: str, assignment_version: int) -> tuple[str, ...]:
+    """What a magic link's MAC covers: the request, the email and the assignment it was issued for
+    (version 0 adds nothing, so links of never-reassigned requests issued before versions stay valid)."""
+    version = (f"v{assignment_version}",) if assignment_version else ()
+    return (str(request_id), email.lower(), *version)
 
 
 def magic_link_url(request: HITLRequest, email: str | None = None) -> str:

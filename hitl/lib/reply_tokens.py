@@ -2,8 +2,9 @@
 
 token = <request id, base32, 26> "-" <expiry, base36> "-" <HMAC, base32, 20>; the local part stays
 under RFC 5321's 64 characters and is all lower-case, so mail systems that fold case don't break it.
-The MAC covers the request, the authorised email and the request's state ("pending"), so a token can
-only ever answer a pending request for the address it was sent to. Verification is constant-time.
+The MAC covers the request, the authorised email and the request's state ("pending", plus the
+assignment version once reassigned), so a token can only ever answer a pending request for the address
+it was sent to, in the assignment it was sent for. Verification is constant-time.
 """
 
 from __future__ import annotations
@@ -52,14 +53,21 @@ def _mac(request_id: uuid.UUID, email: str, state: str, expires: str, secret: st
     return base64.b32encode(hmac.new(key, message, hashlib.sha256).digest()[:12]).decode().lower()[:20]
 
 
+def token_state(status: str, assignment_version: int = 0) -> str:
+    """The state a token's MAC binds: the status, and the assignment it was issued for (version 0 adds
+    nothing, so the tokens of never-reassigned requests minted before versions stay valid)."""
+    return f"{status}#{assignment_version}" if assignment_version else status
+
+
 def make_token(request_id: uuid.UUID, email: str, *, state: str = "pending", ttl: int | None = None) -> str:
     lifetime = settings.HITL_REPLY_TOKEN_TTL if ttl is None else ttl
     expires = b36(int(time.time()) + lifetime)
     return f"{_encode_id(request_id)}-{expires}-{_mac(request_id, email, state, expires)}"
 
 
-def reply_address(request_id: uuid.UUID, email: str) -> str:
-    address = f"{LOCAL_PREFIX}{make_token(request_id, email)}@{settings.HITL_INBOUND_DOMAIN}"
+def reply_address(request_id: uuid.UUID, email: str, assignment_version: int = 0) -> str:
+    token = make_token(request_id, email, state=token_state("pending", assignment_version))
+    address = f"{LOCAL_PREFIX}{token}@{settings.HITL_INBOUND_DOMAIN}"
     assert len(address.split("@")[0]) <= 64  # RFC 5321 §4.5.3.1.1
     return address
 

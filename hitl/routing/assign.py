@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from hitl.lib.addresses import clean_email
 from hitl.lib.paths import resolve_path
-from hitl.routing.conditions import all_hold, parse_conditions
+from hitl.routing.conditions import evaluate_all, parse_conditions
 
 if TYPE_CHECKING:
     from hitl.models import RoutingRule
@@ -20,15 +20,21 @@ class Assignment:
     email: str
     step: str  # an AssignmentStep value
     rule: RoutingRule | None = None
+    problems: tuple[str, ...] = ()  # conditions that could not be evaluated (step condition_error)
 
 
 def rule_matches(rule: RoutingRule, method_name: str, flow_name: str, state: Any) -> bool:
+    return rule_verdict(rule, method_name, flow_name, state)[0] is True
+
+
+def rule_verdict(rule: RoutingRule, method_name: str, flow_name: str, state: Any) -> tuple[bool | None, list[str]]:
+    """Whether `rule` takes the request: True, False, or None (a condition could not be evaluated)."""
     # fnmatchcase: shell-style and case-sensitive, like the seed's table (`approve_*`, `review_?`).
     if not fnmatchcase(method_name or "", rule.method_pattern):
-        return False
+        return False, []
     if rule.flow_pattern and not fnmatchcase(flow_name or "", rule.flow_pattern):
-        return False
-    return all_hold(parse_conditions(rule.conditions), state)
+        return False, []
+    return evaluate_all(parse_conditions(rule.conditions), state)
 
 
 def choose_assignee(
@@ -46,7 +52,15 @@ def choose_assignee(
     if explicit:
         return Assignment(explicit.lower(), "explicit")
     for rule in rules:
-        if not rule.enabled or not rule_matches(rule, method_name, flow_name, state or {}):
+        if not rule.enabled:
+            continue
+        verdict, problems = rule_verdict(rule, method_name, flow_name, state or {})
+        if verdict is None:
+            # Fails closed: a rule that may have matched is not skipped for a weaker one after it; the
+            # deployment's creator decides, and the request says why (SPEC §3, README "Routing").
+            creator = creator_email() if callable(creator_email) else creator_email
+            return Assignment(creator, "condition_error", rule, tuple(problems))
+        if not verdict:
             continue
         if rule.assign_from_input:
             email = clean_email(resolve_path(state or {}, rule.assign_from_input, None))

@@ -8,7 +8,7 @@ from typing import Any
 from hitl.lib.addresses import clean_email
 from hitl.lib.paths import resolve_path
 from hitl.models import RoutingRule
-from hitl.routing.assign import rule_matches
+from hitl.routing.assign import rule_verdict
 from hitl.routing.conditions import ConditionError
 
 
@@ -34,9 +34,14 @@ def evaluate_rules(
             verdicts.append(RuleVerdict(rule, None, "not tried: an earlier rule matched"))
             continue
         try:
-            matches = rule_matches(rule, method_name, flow_name, state)
+            matches, problems = rule_verdict(rule, method_name, flow_name, state)
         except ConditionError as exc:
             verdicts.append(RuleVerdict(rule, False, f"condition error: {exc}"))
+            continue
+        if matches is None:
+            decided = True
+            note = "; ".join(problems) + " — fails closed: the request goes to the deployment creator (condition_error)"
+            verdicts.append(RuleVerdict(rule, None, note, decides=True))
             continue
         if not matches:
             verdicts.append(RuleVerdict(rule, False, "no match"))

@@ -97,6 +97,7 @@ def create_request(
         assigned_rule=assignment.rule,
         assigned_rule_name=assignment.rule.name if assignment.rule else "",
         assignment_step=assignment.step,
+        assignment_problems=list(assignment.problems),
         due_at=now + timedelta(seconds=timeout) if timeout else None,
         sla_due_at=(now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None),
         reminder_due_at=follow.reminder_due(now),
@@ -123,6 +124,7 @@ def create_request(
                     "step": request.assignment_step,
                     "rule_id": assignment.rule.pk if assignment.rule else None,
                     "rule_name": request.assigned_rule_name,
+                    **({"condition_errors": list(assignment.problems)} if assignment.problems else {}),
                 },
             },
         ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +16,7 @@ from audit.models import EventType
 from audit.services import record_event, record_events
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
-from hitl.lib.errors import InvalidAnswer, NotPending
+from hitl.lib.errors import InvalidAnswer, NotPending, Reassigned
 from hitl.models import HITLRequest, OnTimeout, Resolution, Source, Status
 from hitl.results import build_result
 from hitl.services.answers import Answer, interpret_answer
@@ -36,13 +36,24 @@ def respond_to_request(
     responder: str,
     source: str,
     actor: str | None = None,
+    on_behalf_of: str = "",
+    assignment_version: int | None = None,
 ) -> Resolution:
     """Answer a pending request exactly once. Raises NotPending for the losers, InvalidAnswer for
-    answers that do not fit; both are audited as refused."""
+    answers that do not fit; both are audited as refused.
+
+    `on_behalf_of` names the assignee when someone else entitled to answer (a manager who also holds
+    respond) answers for them: kept in the result's metadata and the audit event (SPEC §10).
+
+    `assignment_version` is given by answers through a capability of one assignment (a magic link, a
+    reply token): the compare-and-set then also requires it, so a reassignment that commits first ends
+    the capability even while its answer is in flight (Reassigned, audited)."""
     request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     actor = actor or responder
     if not request.is_pending:
         _refuse(request, actor=actor, source=source, reason="not_pending")
+    if assignment_version is not None and assignment_version != request.assignment_version:
+        _refuse_reassigned(request, actor=actor, source=source)
     try:
         fields = interpret_answer(request, answer)
     except InvalidAnswer as exc:
@@ -62,8 +73,10 @@ def respond_to_request(
         actor=actor,
         fields=fields,
         edited_output=answer.edited_output,
-        extra_metadata=answer.metadata,
+        extra_metadata={**answer.metadata, **({"on_behalf_of": on_behalf_of} if on_behalf_of else {})},
         event=EventType.RESPONSE_SUBMITTED,
+        event_data={"on_behalf_of": on_behalf_of} if on_behalf_of else None,
+        guard={} if assignment_version is None else {"assignment_version": assignment_version},
     )
 
 
@@ -95,11 +108,13 @@ def _resolve(
     edited_output: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
     now: datetime | None = None,
+    event_data: dict[str, Any] | None = None,
+    guard: dict[str, Any] | None = None,
 ) -> Resolution:
     now = now or timezone.now()
     with transaction.atomic():
         # Compare-and-set: of any number of concurrent writers, exactly one sees a row count of 1.
-        won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+        won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **(guard or {})).update(
             status=status, resolved_at=now, updated_at=now
         )
         if won:
@@ -120,9 +135,11 @@ def _resolve(
                 actor=actor,
                 source=source,
                 target=request,
-                data={"status": status, "outcome": fields["outcome"], "responder": responder},
+                data={"status": status, "outcome": fields["outcome"], "responder": responder, **(event_data or {})},
             )
     if not won:
+        if guard and HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).exists():
+            _refuse_reassigned(request, actor=actor, source=source)
         _refuse(request, actor=actor, source=source, reason="not_pending")
     request.status = status
     request.resolved_at = now
@@ -177,8 +194,9 @@ def describe_resolution(resolution: Resolution) -> str:
     return f"This request was already {verb} by {who} via {resolution.source} at {when}."
 
 
-def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> None:
-    """Record a refused answer and raise NotPending saying who got there first."""
+def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str, action: str = "") -> NoReturn:
+    """Record a refused answer (or reassignment, delegation: `action`) and raise NotPending saying who
+    got there first."""
     resolution = Resolution.objects.filter(request_id=request.pk).first()
     extra: dict[str, Any] = {"status": resolution.status if resolution else request.status}
     detail = "This request is no longer pending."
@@ -190,9 +208,28 @@ def _refuse(request: HITLRequest, *, actor: str, source: str, reason: str) -> No
         )
         detail = describe_resolution(resolution)
     record_event(
-        EventType.RESPONSE_REFUSED, actor=actor, source=source, target=request, data={"reason": reason, **extra}
+        EventType.RESPONSE_REFUSED,
+        actor=actor,
+        source=source,
+        target=request,
+        data={"reason": reason, **({"action": action} if action else {}), **extra},
     )
     raise NotPending(detail, extra=extra)
+
+
+def _refuse_reassigned(request: HITLRequest, *, actor: str, source: str) -> NoReturn:
+    """Record an answer through a capability of an earlier assignment, and raise Reassigned."""
+    record_event(
+        EventType.RESPONSE_REFUSED,
+        actor=actor,
+        source=source,
+        target=request,
+        data={"reason": "reassigned"},
+    )
+    raise Reassigned(
+        "This request was reassigned after this link or email was sent: it no longer answers it.",
+        extra={"status": Status.PENDING},
+    )
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ def _link(request_id: Any, email_b64: str, token: str) -> link_session.LinkCheck
     return link
 
 
+def _superseded(request: HttpRequest, link: link_session.LinkCheck) -> HttpResponse:
+    """A link of an earlier assignment: the request was reassigned since (SPEC §10)."""
+    return render(request, "hitl/link_elsewhere.html", {"email": link.email}, status=403)
+
+
 def _link_request(request: HttpRequest, request_id: Any, link: link_session.LinkCheck, action: Action) -> Any:
     """The request for a link's holder, or the page saying why not (it went to someone else)."""
     try:
@@ -44,6 +49,8 @@ def _link_request(request: HttpRequest, request_id: Any, link: link_session.Link
 def magic_link(request: HttpRequest, request_id: Any, email_b64: str, token: str) -> HttpResponse:
     """GET shows the request and its answer form (nothing changes: scanners open links); POST answers."""
     link = _link(request_id, email_b64, token)
+    if link.state == "superseded":
+        return _superseded(request, link)
     if link.state == "expired":
         return _expired(request, request_id, link)
     found = _link_request(request, request_id, link, "view" if request.method == "GET" else "respond")
@@ -76,7 +83,7 @@ def magic_fresh(request: HttpRequest, request_id: Any, email_b64: str, token: st
     obj = HITLRequest.objects.filter(pk=request_id).first()
     if obj is None:
         raise Http404("No such request.")
-    if obj.assigned_to_email.lower() != link.email:
+    if link.state == "superseded" or obj.assigned_to_email.lower() != link.email:
         return render(request, "hitl/link_elsewhere.html", {"email": link.email}, status=403)
     if not obj.is_pending:
         messages.info(request, "This request is closed; there is nothing left to answer.")
@@ -102,6 +109,8 @@ def _masked(email: str) -> str:
 @require_POST
 def magic_delegate(request: HttpRequest, request_id: Any, email_b64: str, token: str) -> HttpResponse:
     link = _link(request_id, email_b64, token)
+    if link.state == "superseded":
+        return _superseded(request, link)
     if link.state == "expired":
         return _expired(request, request_id, link)
     found = _link_request(request, request_id, link, "respond")

@@ -12,13 +12,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.lib.access import LinkPrincipal, principal_label
+from accounts.lib.access import LinkPrincipal, on_behalf_of, principal_label
 from hitl import services
 from hitl.lib.errors import HitlError, InvalidAnswer, InvalidInput, NotPending
-from hitl.lib.markdown import render_markdown
+from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.models import HITLRequest, Source
 from hitl.results import answer_summary
 from hitl.views import context as review
@@ -58,7 +59,7 @@ def review_context(
         "is_link": is_link,
         "link_email": principal.email if is_link else "",
         # Sanitised by nh3 in render_markdown: no script, no event handlers, no javascript: URLs.
-        "content_html": mark_safe(render_markdown(obj.content)) if obj.content else "",  # noqa: S308
+        "content_html": mark_safe(_content_html(obj.content)) if obj.content else "",  # noqa: S308
         "state_tree": review.state_tree(obj.state) if obj.state else "",
         "state_json": review.pretty_json(obj.state),
         "metadata_json": review.pretty_json(obj.metadata) if obj.metadata else "",
@@ -95,13 +96,29 @@ def answer(request: HttpRequest, request_id: Any) -> HttpResponse:
     return submit_answer(request, obj, principal)
 
 
+def _content_html(content: str) -> str:
+    """The content as safe HTML; if it cannot be rendered, as escaped text (the reviewer still sees it)."""
+    try:
+        return render_markdown(content)
+    except MarkdownError:
+        return format_html('<pre class="plain">{}</pre>', content)
+
+
 def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_path: str = "") -> HttpResponse:
     """Validate, answer through the one shared path, redirect; or show the page again with the error."""
     form = AnswerForm(obj, request.POST)
     if form.is_valid():
         who = principal_label(principal)
         try:
-            resolution = services.respond_to_request(obj.pk, form.answer(), responder=who, source=Source.DASHBOARD)
+            resolution = services.respond_to_request(
+                obj.pk,
+                form.answer(),
+                responder=who,
+                source=Source.DASHBOARD,
+                on_behalf_of=on_behalf_of(principal, obj.assigned_to_email),
+                # A link's answer holds only for the assignment it was issued for, even mid-flight.
+                assignment_version=principal.assignment_version if isinstance(principal, LinkPrincipal) else None,
+            )
         except InvalidAnswer as exc:
             form.add_error(None, exc.detail)
         except NotPending as exc:

@@ -26,6 +26,7 @@ class FakeTelegram:
     fail: tuple[int, str] | None = None
     port: int = 0
     next_message_id: int = 100
+    usernames: dict[str, int] = field(default_factory=dict)  # @channelname → its numeric chat id
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -45,7 +46,13 @@ class FakeTelegram:
             if method == "sendMessage":
                 self.next_message_id += 1
                 chat = self.calls[-1].payload.get("chat_id")
-                return 200, {"ok": True, "result": {"message_id": self.next_message_id, "chat": {"id": chat}}}
+                # As Telegram: a chat addressed by @username comes back with its numeric id.
+                if isinstance(chat, str) and chat.startswith("@"):
+                    shown: dict[str, Any] = {"id": self.usernames.get(chat[1:].lower(), -1000000000001)}
+                    shown["username"] = chat[1:]
+                else:
+                    shown = {"id": chat}
+                return 200, {"ok": True, "result": {"message_id": self.next_message_id, "chat": shown}}
             return 200, {"ok": True, "result": True}
 
 

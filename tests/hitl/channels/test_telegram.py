@@ -347,3 +347,29 @@ class TestTelegramAdmin:
 
         columns = encrypted_columns()
         assert (Deployment, "telegram_bot_token") in columns and (RoutingRule, "telegram_bot_token") in columns
+
+
+class TestChannelConfiguredByUsername:
+    """A chat configured as `@channelname` (issue 14): presses carry the numeric id Telegram resolved."""
+
+    @pytest.fixture
+    def by_name(self, configured: World, bot: FakeTelegram) -> World:
+        bot.usernames["reviewchannel"] = int(CHAT)
+        configured.deployment.telegram_chat_id = "@ReviewChannel"
+        configured.deployment.save()
+        return configured
+
+    def test_it_accepts_a_press_from_that_channel(self, by_name: World, bot: FakeTelegram) -> None:
+        created = by_name.create(channel="telegram")
+        assert bot.called("sendMessage")[0].payload["chat_id"] == "@ReviewChannel"
+        assert TelegramMessage.objects.get(request_id=created["id"]).chat_id == CHAT
+        data = buttons_of(bot.called("sendMessage")[0])["Approved"]
+        assert press(by_name.deployment.pk, data).status_code == 200
+        assert Resolution.objects.get(request_id=created["id"]).outcome == "approved"
+
+    def test_it_still_refuses_a_press_from_another_chat(self, by_name: World, bot: FakeTelegram) -> None:
+        created = by_name.create(channel="telegram")
+        data = buttons_of(bot.called("sendMessage")[0])["Approved"]
+        response = press(by_name.deployment.pk, data, chat=OTHER_CHAT)
+        assert response.json()["text"] == "Answers to this request are not accepted from this chat."
+        assert HITLRequest.objects.get(pk=created["id"]).is_pending

@@ -108,7 +108,7 @@ class TestConditions:
         [
             ("amount >= 10000", {"amount": 10000}, True),
             ("amount >= 10000", {"amount": 9999.5}, False),
-            ("amount > 10", {"amount": "11"}, False),
+            ("amount > 10", {"amount": "11"}, True),  # numeric strings compare as numbers (issue 14)
             ("amount < 5", {}, False),
             ("tier == gold", {"tier": "gold"}, True),
             ('tier != "gold"', {"tier": "silver"}, True),

@@ -106,9 +106,10 @@ class TestAnswering:
         stranger = client_for(world, "stranger")
         assert stranger.post(f"/requests/{mine.pk}/answer/", {"outcome": "approved"}).status_code == 404
         assert not Resolution.objects.exists()
-        # Managers may answer any request of their deployment.
-        assert client_for(world, "manager").post(f"/requests/{colleagues.pk}/answer/", {"outcome": "approved"})
-        assert Resolution.objects.get().responder == "manager@example.com"
+        # Manage alone does not answer (SPEC §10); manage with respond: see tests/accounts/access.
+        manager = client_for(world, "manager")
+        assert manager.post(f"/requests/{colleagues.pk}/answer/", {"outcome": "approved"}).status_code == 403
+        assert not Resolution.objects.exists()
 
     def test_a_resolved_request_shows_who_how_when_and_the_feedback(self, world: World) -> None:
         req = new_request(world)
@@ -286,7 +287,7 @@ class TestInbox:
         a = new_request(world, message="Refund order 1", flow_name="refunds", method_name="approve_refund")
         b = new_request(world, message="Publish post", flow_name="content", method_name="review_content")
         client = client_for(world, "manager")
-        client.post(f"/requests/{b.pk}/answer/", {"outcome": "approved"})
+        world.client_for("key").post(f"/api/v1/requests/{b.pk}/respond/", {"outcome": "approved"}, format="json")
 
         def ids(query: str) -> set[str]:
             page = client.get(f"/inbox/?{query}").content.decode()
