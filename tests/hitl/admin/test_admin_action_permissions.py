@@ -29,6 +29,7 @@ REQUIRED: dict[tuple[str, str], set[str]] = {
     ("hitl.webhookdelivery", "redeliver_selected"): {"hitl.change_webhookdelivery"},
     ("accounts.apikey", "revoke"): {"accounts.change_apikey"},
     ("accounts.deployment", "register_telegram_webhook"): {"accounts.change_deployment"},
+    ("accounts.deployment", "test_slack"): {"accounts.change_deployment"},
     ("audit.auditevent", "export_jsonl"): {"audit.view_auditevent", "audit.change_auditevent"},
     ("audit.auditevent", "export_csv"): {"audit.view_auditevent", "audit.change_auditevent"},
 }
