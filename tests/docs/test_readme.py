@@ -89,6 +89,7 @@ class Values:
         export = tmp / "export.jsonl"
         call_command("audit_export", "--format", "jsonl", "--output", str(export), stdout=io.StringIO())
         last = [json.loads(line) for line in export.read_text().splitlines() if line.strip()][-1]
+        request_id = world.create()["id"]
         self.by_flag = {
             "--deployment": str(world.deployment.pk),
             "--name": "Docs check",
@@ -111,9 +112,9 @@ class Values:
             "--since": "2026-01-01",
             "--until": "2099-01-01",
             "--event-type": "request.created",
-            "--request": str(world.create()["id"]),
+            "--request": str(request_id),
             "--target-type": "hitlrequest",
-            "--target-id": "1",
+            "--target-id": str(request_id),  # ids are not 1 on PostgreSQL, whose sequences go on
             "--actor": "system",
             "--source": "api",
             "--after-id": "0",

@@ -33,7 +33,8 @@ class TestBehindGunicorn:
         pytest.importorskip("gunicorn")  # the production server (`hitl serve`); in the bench extra until then
         world = build_world()
         port = free_port()
-        env = {**QCluster(tmp_path / "unused.log").env(), "ALLOWED_HOSTS": "127.0.0.1"}
+        # Plain HTTP on 127.0.0.1: no TLS proxy in front, so no redirect to https (HITL_BASE_URL is https).
+        env = {**QCluster(tmp_path / "unused.log").env(), "ALLOWED_HOSTS": "127.0.0.1", "HITL_SSL_REDIRECT": "0"}
         command = [sys.executable, "-m", "gunicorn", "hitl.wsgi", "-k", "gthread", "-w", "2", "--threads", "4"]
         log = (tmp_path / "gunicorn.log").open("wb")
         server = subprocess.Popen([*command, "-b", f"127.0.0.1:{port}"], cwd=BASE_DIR, env=env, stdout=log, stderr=log)
