@@ -27,6 +27,11 @@ COMMON = {
     "405": "Method not allowed.",
     "415": "Unsupported media type.",
 }
+# What an `Idempotency-Key` adds (SPEC §15), on the operations that take one.
+IDEMPOTENT = {
+    "409": "A call with this Idempotency-Key is still in progress (idempotency_in_progress), or the state conflicts.",
+    "422": "This Idempotency-Key was already used with a different body (idempotency_key_reused).",
+}
 
 
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
@@ -36,7 +41,8 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            for status, description in COMMON.items():
+            takes_key = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+            for status, description in {**COMMON, **(IDEMPOTENT if takes_key else {})}.items():
                 responses.setdefault(
                     status, {"description": description, "content": {"application/json": {"schema": reference}}}
                 )
