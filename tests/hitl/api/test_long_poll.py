@@ -36,6 +36,17 @@ def _backends() -> int:
         return int(cursor.fetchone()[0])
 
 
+def _until_slots_taken(slots: int) -> None:
+    from hitl.models import ThrottleCounter
+
+    give_up = time.monotonic() + 15
+    while time.monotonic() < give_up:
+        if ThrottleCounter.objects.filter(key__startswith="long-poll:", count__gte=slots).exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{slots} waits never started")
+
+
 class TestLongPoll:
     def test_it_returns_as_soon_as_the_request_is_answered(self, world: World) -> None:
         request_id = world.create()["id"]
@@ -52,13 +63,13 @@ class TestLongPoll:
         settings.HITL_MAX_WAITS_PER_KEY = 2
         request_id = world.create()["id"]
         out: list = []
-        threads = [_wait_in_thread(world, request_id, 4, out) for _ in range(2)]
-        time.sleep(1.0)
+        threads = [_wait_in_thread(world, request_id, 8, out) for _ in range(2)]
+        _until_slots_taken(2)  # (a loaded machine may take a while to start both threads' waits)
         response = world.client_for("key").get(f"/api/v1/requests/{request_id}/result/?wait=4")
         assert response.status_code == 429 and response.json()["code"] == "too_many_waits"
         assert world.client_for("key").get(f"/api/v1/requests/{request_id}/result/").status_code == 200
         for thread in threads:
-            thread.join(10)
+            thread.join(15)
         assert [code for code, _ in out] == [200, 200]
         # The slots are given back: a new wait is accepted.
         assert world.client_for("key").get(f"/api/v1/requests/{request_id}/result/?wait=1").status_code == 200
