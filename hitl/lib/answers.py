@@ -40,10 +40,41 @@ def _option_regex(option: str, strict: bool = False) -> re.Pattern[str]:
     return re.compile(rf"^\s*[*_\"'`]*{body}[*_\"'`]*{trailing}", re.IGNORECASE)
 
 
+# What makes a first line that starts with an option not that option (SPEC §4): a question right after
+# it ("Approved? No way …") or a remainder that takes it back ("Approved, not yet", "Yes - never mind").
+# "no" alone counts only with punctuation after it, so "Approved, no changes needed" still approves;
+# a comment that merely starts with "Don't" ("Approved. Don't forget the date") is a comment.
+_NEGATION = re.compile(
+    r"^(?:not\b|never\b|nope\b|nah\b|no\s+way\b|no\s*(?:$|[.,:;!?\-\u2013\u2014])|"
+    r"wait\b|hold\s+on\b|on\s+second\s+thought)",
+    re.IGNORECASE,
+)
+
+
+def hedge(after: str) -> str | None:
+    """How `after` (what follows an option on its line) questions ("question") or takes back
+    ("negation") that option, or None when it is a plain comment."""
+    if after.lstrip(" \t*_\"'`").startswith("?"):
+        return "question"
+    if _NEGATION.match(after.lstrip(" \t*_\"'`.,:;!-\u2013\u2014)").strip()):
+        return "negation"
+    return None
+
+
+def is_hedged(after: str) -> bool:
+    return hedge(after) is not None
+
+
 @dataclass(frozen=True)
 class Parsed:
     outcome: str | None
     feedback: str
+    # The first line starts with an option but questions or takes it back: "question", "negation".
+    hedge: str | None = None
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.hedge is not None
 
 
 def split_leading_option(text: str, options: list[str], strict: frozenset[str] = frozenset()) -> Parsed:
@@ -58,9 +89,10 @@ def split_leading_option(text: str, options: list[str], strict: frozenset[str] =
     for option in sorted(options, key=len, reverse=True):
         match = _option_regex(option, strict=option.lower() in strict).match(first)
         if match:
-            remainder = first[match.end() :].lstrip(" \t.,:;!?-\u2013\u2014)").strip()
+            after = first[match.end() :]
+            remainder = after.lstrip(" \t.,:;!?-\u2013\u2014)").strip()
             feedback = "\n\n".join(part for part in (remainder, rest) if part)
-            return Parsed(option, feedback)
+            return Parsed(option, feedback, hedge(after))
     return Parsed(None, (text or "").strip())
 
 
@@ -68,13 +100,32 @@ def parse_emit(text: str, emit_options: list[str]) -> Parsed:
     return split_leading_option(text, emit_options)
 
 
+_APPROVE_ANYWHERE = re.compile(r"\b(?:approve[sd]?|approving|accept(?:s|ed)?|lgtm)\b", re.IGNORECASE)
+_REJECT_ANYWHERE = re.compile(r"\b(?:reject(?:s|ed)?|rejecting|decline[sd]?|den(?:y|ies|ied)|refuse[sd]?)\b", re.I)
+
+
+_NEGATED_BEFORE = re.compile(r"(?:\bnot|n['\u2019]t|\bnever|\bno|\bwon['\u2019]t)\s+(?:\w+\s+)?$", re.IGNORECASE)
+
+
 def parse_approval(text: str) -> Parsed:
-    """approve/approved/yes/lgtm → approved; reject/rejected/no → rejected."""
+    """approve/approved/yes/lgtm → approved; reject/rejected/no → rejected.
+
+    A first line that also names the opposite ("Yes, reject it.", "No - approve it") is ambiguous."""
     parsed = split_leading_option(text, list(APPROVE_WORDS + REJECT_WORDS), strict=frozenset(_STRICT_WORDS))
     if parsed.outcome is None:
         return parsed
-    outcome = "approved" if parsed.outcome in APPROVE_WORDS else "rejected"
-    return Parsed(outcome, parsed.feedback)
+    approved = parsed.outcome in APPROVE_WORDS
+    first_line = (text or "").strip().splitlines()[0]
+    opposite = _REJECT_ANYWHERE if approved else _APPROVE_ANYWHERE
+    # "Rejected, I can't approve this" agrees with itself: a negated opposite is no contradiction.
+    contradicts = any(
+        not _NEGATED_BEFORE.search(first_line[max(0, m.start() - 24) : m.start()])
+        for m in opposite.finditer(first_line)
+    )
+    # A rejection followed by a negation agrees with itself ("No. Not until legal has seen it").
+    taken_back = parsed.hedge == "question" or (parsed.hedge == "negation" and approved)
+    why = "contradiction" if contradicts else (parsed.hedge if taken_back else None)
+    return Parsed("approved" if approved else "rejected", parsed.feedback, why)
 
 
 def approval_outcome(word: str) -> str | None:

@@ -111,14 +111,11 @@ def check(token: ParsedToken, *, sender: str, authorised: str, state: str = "pen
         )
 
     if signed_for(sender):
-        verdict = Verdict.VALID
-    elif signed_for(authorised):
-        verdict = Verdict.WRONG_SENDER
-    else:
-        return Verdict.FORGED
-    if token.expires < time.time():
-        return Verdict.EXPIRED
-    return verdict
+        # Expired only for the sender it was made for: anyone else is told "not the assignee".
+        return Verdict.EXPIRED if token.expires < time.time() else Verdict.VALID
+    if signed_for(authorised):
+        return Verdict.WRONG_SENDER
+    return Verdict.FORGED
 
 
 def redact(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hitl.lib.answers import (
     approval_outcome,
+    is_hedged,
     match_option,
     normalize,
     parse_approval,
@@ -34,10 +35,21 @@ class Answer:
 
 
 # "3. this one is best", "#2) the Django one", "1, 3 - both fine": numbers, then punctuation, then a
-# comment. Punctuation is required so "3 cats" (a typo of the label "3 cat") is never read as option 3.
+# comment. Punctuation is required so "3 cats" (a typo of the label "3 cat") is never read as option 3;
+# a question mark never counts ("3? not sure" is a question, not a choice).
 _LEADING_NUMBERS = re.compile(
-    r"^\s*(#?\d+(?:\s*(?:,|&|\band\b)\s*#?\d+)*)\s*[.):;,!?\-\u2013\u2014]+\s*(.*)$", re.IGNORECASE
+    r"^\s*(#?\d+(?:\s*(?:,|&|\band\b)\s*#?\d+)*)\s*([.):;,!\-\u2013\u2014]+\s*(.*))$", re.IGNORECASE
 )
+
+
+def unclear(request: HITLRequest, line: str) -> InvalidAnswer:
+    """The refusal for a first line that names an option but questions or takes it back."""
+    return InvalidAnswer(
+        f"'{line.strip()[:80]}' starts with an answer but questions or takes it back; "
+        "reply with just the answer on the first line (a comment may follow on the next lines).",
+        code="unclear_answer",
+        extra={"options": _option_list(request)},
+    )
 
 
 def _read_choice_line(request: HITLRequest, line: str) -> tuple[Any, str]:
@@ -62,12 +74,19 @@ def _read_choice_line(request: HITLRequest, line: str) -> tuple[Any, str]:
                     names.setdefault(str(option[key]), option)
         parsed = split_leading_option(line, list(names))
         if parsed.outcome is not None:
+            if parsed.ambiguous:
+                raise unclear(request, line)
             return names[parsed.outcome]["id"], parsed.feedback
+    question = re.match(r"^\s*#?(\d+)\s*\?", line)
+    if question and _find_option(request.options, question.group(1)) is not None:
+        raise unclear(request, line)  # "2? not sure"
     numbers = _LEADING_NUMBERS.match(line)
     if numbers:
         picked = [n.strip() for n in re.split(r"\s*(?:,|&|\band\b)\s*", numbers.group(1), flags=re.I)]
         if (request.multiple or len(picked) == 1) and all(_find_option(request.options, n) is not None for n in picked):
-            return (picked if request.multiple else picked[0]), numbers.group(2).strip()
+            if is_hedged(numbers.group(2)):
+                raise unclear(request, line)
+            return (picked if request.multiple else picked[0]), numbers.group(3).strip()
     return line, ""
 
 
@@ -150,6 +169,9 @@ def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
             fields["outcome"] = outcome
         else:
             parsed = parse_emit(feedback, request.emit_options)
+            rejecting = parsed.outcome is not None and approval_outcome(parsed.outcome) == "rejected"
+            if parsed.hedge == "question" or (parsed.hedge == "negation" and not rejecting):
+                raise unclear(request, feedback.splitlines()[0])
             fields.update(outcome=parsed.outcome, feedback=parsed.feedback)
             if parsed.outcome is None and not feedback:
                 raise InvalidAnswer(
@@ -162,6 +184,8 @@ def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
             outcome = approval_outcome(answer.outcome)
         else:
             parsed = parse_approval(feedback)
+            if parsed.ambiguous:
+                raise unclear(request, feedback.splitlines()[0])
             outcome = parsed.outcome
             if outcome:
                 fields["feedback"] = parsed.feedback
