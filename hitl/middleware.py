@@ -19,6 +19,43 @@ _NUL_IN_BODY = re.compile(rb"\x00|\\u0000", re.IGNORECASE)
 _NUL_IN_FORM = re.compile(rb"\x00|%00", re.IGNORECASE)
 
 
+class BodyLimitMiddleware:
+    """Bodies over the limit are refused before anything reads them, by their Content-Length (Django
+    reads no more than that): HITL_MAX_BODY_BYTES everywhere, HITL_INBOUND_MAX_BYTES on the Anymail
+    inbound URLs, where a reply with attachments is big and its text is still wanted. The API answers
+    in its error shape; inbound mail over its limit is recorded and its sender told (hitl.inbound.limits).
+    A message inside an inbound post that no parser can walk is recorded and answered 200, so the ESP
+    does not retry it forever; our own failures there still answer 5xx."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from hitl.inbound import limits
+
+        inbound = limits.is_inbound(request)
+        limit = settings.HITL_INBOUND_MAX_BYTES if inbound else settings.HITL_MAX_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            if inbound:
+                return limits.refuse_oversized(request, length)
+            detail = f"The body is over {limit} bytes."
+            if request.path.startswith("/api/") or request.path.startswith("/mcp/"):
+                return JsonResponse({"detail": detail, "code": "too_large"}, status=400)
+            return HttpResponse(detail, status=413, content_type="text/plain")
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from hitl.inbound import limits
+
+        if limits.is_inbound(request) and isinstance(exception, limits.UNPROCESSABLE):
+            return limits.refuse_unprocessable(request, exception)
+        return None
+
+
 class RejectNulMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -28,7 +65,7 @@ class RejectNulMiddleware:
             has_nul = request.path.startswith("/api/") and self._has_nul(request)
         except RequestDataTooBig:
             # Reading the body is where Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE: the API's shape.
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            limit = settings.HITL_MAX_BODY_BYTES
             return JsonResponse({"detail": f"The body is over {limit} bytes.", "code": "too_large"}, status=400)
         if has_nul:
             return JsonResponse(

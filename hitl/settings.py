@@ -80,6 +80,7 @@ MIDDLEWARE = [
     # Right after SecurityMiddleware (WhiteNoise's rule): static files skip the rest of the stack.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "hitl.middleware.ContentSecurityPolicyMiddleware",
+    "hitl.middleware.BodyLimitMiddleware",
     "hitl.middleware.RejectNulMiddleware",
     "hitl.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -298,6 +299,13 @@ ANYMAIL = {
 # would make every emailed link point at the reviewer's own machine.
 HITL_BASE_URL = _BASE or ("http://127.0.0.1:8000" if DEBUG else "")
 HITL_INBOUND_DOMAIN = env_str("HITL_INBOUND_DOMAIN", "hitl.localhost")
+# Request bodies: HITL_MAX_BODY_BYTES everywhere (Django's 2.5 MB), HITL_INBOUND_MAX_BYTES on the
+# Anymail inbound URLs (a reply with a 25 MB attachment arrives base64-encoded in JSON: ~34 MB).
+# hitl.middleware.BodyLimitMiddleware enforces both by Content-Length before anything reads a body, so
+# Django's own limit is the larger of the two.
+HITL_MAX_BODY_BYTES = env_int("HITL_MAX_BODY_BYTES", 2_621_440)
+HITL_INBOUND_MAX_BYTES = env_int("HITL_INBOUND_MAX_BYTES", 50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(HITL_MAX_BODY_BYTES, HITL_INBOUND_MAX_BYTES)
 HITL_REPLY_TOKEN_TTL = env_int("HITL_REPLY_TOKEN_TTL", 7 * 24 * 3600)
 HITL_ENCRYPTION_KEYS = env_list("HITL_ENCRYPTION_KEYS")
 HITL_EGRESS_ALLOWED_HOSTS = env_list("HITL_EGRESS_ALLOWED_HOSTS")

@@ -175,21 +175,46 @@ def reply_body(message: Message) -> str:
     if not (text or "").strip():
         text = html_to_text(_html_part(message) or "")
     # NUL can't be stored (PostgreSQL) and never carries meaning in a reply.
-    return strip_quotes((text or "")[:MAX_BODY_CHARS].replace("\x00", ""))[: services.MAX_FEEDBACK]
+    return strip_quotes(storable((text or "")[:MAX_BODY_CHARS]))[: services.MAX_FEEDBACK]
+
+
+MAX_MIME_DEPTH = 20  # a real reply nests a few levels (mixed > alternative > related)
+MAX_MIME_PARTS = 500
+
+
+def _parts(message: Message) -> list[Message]:
+    """The message's parts in document order, without recursion, no deeper than MAX_MIME_DEPTH and no
+    more than MAX_MIME_PARTS (`walk()` recurses: a message nested deeper than Python's stack raises)."""
+    found: list[Message] = []
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack and len(found) < MAX_MIME_PARTS:
+        part, depth = stack.pop()
+        found.append(part)
+        if part.is_multipart() and depth < MAX_MIME_DEPTH:
+            children = part.get_payload()
+            if isinstance(children, list):
+                kids = [child for child in children[:MAX_MIME_PARTS] if isinstance(child, Message)]
+                stack.extend((child, depth + 1) for child in reversed(kids))
+    return found
 
 
 def _plain_part(message: Message) -> str | None:
-    for part in message.walk():
+    for part in _parts(message):
         if part.get_content_type() == "text/plain" and not part.get_filename():
             return _decode(part)
     return None
 
 
 def _html_part(message: Message) -> str | None:
-    for part in message.walk():
+    for part in _parts(message):
         if part.get_content_type() == "text/html" and not part.get_filename():
             return _decode(part)
     return None
+
+
+def attachment_count(message: Message) -> int:
+    """Attachments are never read (only the reply's text is): how many there were, for the record."""
+    return sum(1 for part in _parts(message) if not part.is_multipart() and part.get_filename())
 
 
 def _decode(part: Message) -> str:
@@ -203,11 +228,17 @@ def _decode(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
+def storable(text: str) -> str:
+    """Text every database stores: no NUL, lone surrogates (from JSON escapes or undecodable bytes)
+    replaced."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def process_inbound_email(message: Message, *, via: str) -> Outcome:
     """Process one inbound email; returns what happened. Raises only for our own failures."""
     sender, bad_sender = strict_sender(message)
-    message_id = str(message.get("Message-ID", "")).replace("\x00", "").strip()[:255] or None
-    subject = str(message.get("Subject", "")).replace("\x00", "")[:255]
+    message_id = storable(str(message.get("Message-ID", ""))).strip()[:255] or None
+    subject = storable(str(message.get("Subject", "")))[:255]
 
     if message_id and InboundEmail.objects.filter(message_id=message_id).exists():
         # An ESP retried its webhook: the first delivery was processed; do nothing twice.
@@ -243,7 +274,9 @@ def process_inbound_email(message: Message, *, via: str) -> Outcome:
         _log(message_id, via, sender, subject, InboundEmail.Outcome.REFUSED, fault.reason, fault.request, detail)
         return Outcome(InboundEmail.Outcome.REFUSED, fault.reason, fault.request.pk if fault.request else None, detail)
 
-    _log(message_id, via, sender, subject, InboundEmail.Outcome.ACCEPTED, "answered", request, "")
+    dropped = attachment_count(message)
+    note = f"{dropped} attachment(s) not kept: only the reply's text is read." if dropped else ""
+    _log(message_id, via, sender, subject, InboundEmail.Outcome.ACCEPTED, "answered", request, note)
     enqueue("hitl.tasks.send_reply_confirmation", str(request.pk), sender, message_id or "")
     return Outcome(InboundEmail.Outcome.ACCEPTED, "answered", request.pk, result=result)
 
@@ -351,7 +384,7 @@ _NO_REPLY = frozenset({"no_token", "forged_token"})
 def _refuse_sender(message: Message, message_id: str | None, via: str, subject: str, reason: str) -> Outcome:
     """A From we cannot trust to name one sender: recorded and audited, never answered."""
     raw = " ".join(str(v) for n, v in message.raw_items() if n.lower() == "from")
-    shown = redact(raw.replace("\x00", ""))[:200]
+    shown = redact(storable(raw))[:200]
     detail = {
         "multiple_from": "The From header names more than one sender (or appears more than once).",
         "invalid_from": "The From header is not one well-formed address.",

@@ -1,5 +1,5 @@
 """The API's JSON parser: DRF's, bounded. Hostile JSON gets a 400 in the API's error shape, never a 500:
-bodies over DATA_UPLOAD_MAX_MEMORY_SIZE, nesting deeper than MAX_DEPTH (the decoder would raise
+bodies over HITL_MAX_BODY_BYTES, nesting deeper than MAX_DEPTH (the decoder would raise
 RecursionError), and strings no database can store (lone surrogates, NUL)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ MAX_DEPTH = 64
 class StrictJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         request = (parser_context or {}).get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.HITL_MAX_BODY_BYTES
         if request is not None and limit is not None:
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)

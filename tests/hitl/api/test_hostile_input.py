@@ -48,7 +48,7 @@ class TestHostileJson:
         assert not HITLRequest.objects.filter(status="cancelled").exists()
 
     def test_it_answers_400_for_a_body_over_the_limit(self, world: World, settings) -> None:
-        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+        settings.HITL_MAX_BODY_BYTES = 10_000
         body = '{"message": "' + "x" * 20_000 + '", "emit_options": ["a"]}'
         response = world.client_for("key").post("/api/v1/requests/", body, content_type="application/json")
         assert response.status_code == 400 and response.json()["code"] == "too_large"
