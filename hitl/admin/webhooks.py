@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from django import forms
@@ -150,6 +152,14 @@ class WebhookAttemptInline(admin.TabularInline):
         return False
 
 
+_CALLBACK = re.compile(r'("callback_url"\s*:\s*)"[^"]*"')
+
+
+def redact_capabilities(body: str) -> str:
+    """The delivery body with its callback URL (a capability that answers the request) blanked."""
+    return _CALLBACK.sub(r'\1"[hidden: needs the change webhook delivery permission]"', body or "")
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """The delivery log: every event sent to every webhook, each attempt inline, and "redeliver"."""
@@ -173,7 +183,18 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     actions = ["redeliver_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in WebhookDelivery._meta.fields]
+        names = [f.name for f in WebhookDelivery._meta.fields]
+        if self.has_redeliver_permission(request):
+            return names
+        # A callback URL can answer the request: only those who may act on deliveries see it (§10).
+        return [("body_without_capabilities" if name == "body" else name) for name in names]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="Body")
+    def body_without_capabilities(self, obj: WebhookDelivery) -> str:
+        return redact_capabilities(obj.body)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

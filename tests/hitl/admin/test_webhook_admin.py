@@ -130,3 +130,26 @@ class TestRequestAndDeploymentAdmin:
     def test_the_deployment_page_has_reminders_and_escalation(self, world: World, admin_client_: Client) -> None:
         page = admin_client_.get(f"/admin/accounts/deployment/{world.deployment.pk}/change/").content.decode()
         assert "Reminders and escalation" in page and "escalation_emails" in page
+
+
+@pytest.mark.django_db
+class TestDeliveryBodyCapabilities:
+    def test_a_view_only_staff_user_never_sees_the_callback_url(
+        self, world: World, admin_client_: Client, receiver: Receiver
+    ) -> None:
+        from django.contrib.auth.models import Permission
+
+        webhook_outbox.create_webhook(world.deployment, url=receiver.url, actor="test")
+        created = world.create()
+        token = created["callback_url"].rstrip("/").rsplit("/", 1)[-1]
+        delivery = WebhookDelivery.objects.get(event="new_request")
+        assert token in delivery.body
+        viewer = get_user_model().objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
+        client = Client()
+        client.force_login(viewer)
+        page = client.get(f"/admin/hitl/webhookdelivery/{delivery.pk}/change/")
+        assert page.status_code == 200 and "new_request" in page.content.decode()
+        assert token not in page.content.decode() and "hidden: needs the change" in page.content.decode()
+        shown = admin_client_.get(f"/admin/hitl/webhookdelivery/{delivery.pk}/change/").content.decode()
+        assert token in shown  # those who may redeliver it see what they send
