@@ -282,7 +282,7 @@ class InboundEmail(models.Model):
 
     class Outcome(models.TextChoices):
         ACCEPTED = "accepted", "Accepted"
-        REFUSED = "refused", "Refused (error email sent)"
+        REFUSED = "refused", "Refused (see the reason; an error email only where a valid token names the sender)"
         IGNORED = "ignored", "Ignored (auto-reply, bounce, ...)"
 
     message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
