@@ -50,43 +50,21 @@ def authenticated(request: HttpRequest) -> bool:
 
 
 def refuse_oversized(request: HttpRequest, length: int) -> HttpResponse:
-    limit = settings.HITL_INBOUND_MAX_BYTES
-    detail = f"The email is {length:,} bytes; replies are read up to {limit:,} bytes."
+    detail = f"The email is {length:,} bytes; replies are read up to {settings.HITL_INBOUND_MAX_BYTES:,} bytes."
     if not authenticated(request):
         return JsonResponse({"detail": detail, "code": "too_large"}, status=413)
-    head = request.read(SNIFF_BYTES)
-    request_obj, sender = _sniff(head)
-    via = f"anymail:{request.path.split('/')[2]}"
-    told = ""
-    if request_obj is not None and sender:
-        mb = limit // (1024 * 1024)
-        _send_error(
-            sender,
-            SenderFault(
-                "too_large",
-                f"Your reply was too large for us to read ({length / 1024 / 1024:.1f} MB; the limit is {mb} MB).",
-                "Reply again without attachments: only the text of your reply is needed.",
-                request=request_obj,
-            ),
-            in_reply_to=None,
-        )
-        told = " The sender was told to reply again without attachments."
-    record_event(
-        EventType.RESPONSE_REFUSED,
-        actor=sender or "unknown sender",
-        source=Source.EMAIL,
-        target=request_obj,
-        target_type="hitlrequest",
-        data={"reason": "too_large", "bytes": length, "via": via},
-    )
-    _record(via, sender, request_obj, "too_large", detail + told)
-    logger.warning("inbound email of %s bytes refused (limit %s)", length, limit)
-    return JsonResponse({"detail": detail, "code": "too_large"}, status=200)
+    record_oversized(_via(request), request.read(SNIFF_BYTES), length)
+    return JsonResponse({"detail": detail, "code": "too_large"}, status=200)  # 200: the ESP stops retrying
 
 
 def refuse_unprocessable(request: HttpRequest, exc: BaseException) -> HttpResponse:
     """The ESP's post was fine; the message inside it cannot be walked. Record it, stop the retries."""
-    via = f"anymail:{request.path.split('/')[2]}"
+    detail = record_unprocessable(_via(request), exc)
+    return JsonResponse({"detail": detail, "code": "unprocessable"}, status=200)
+
+
+def record_unprocessable(via: str, exc: BaseException) -> str:
+    """Recorded and audited as a permanent failure (webhooks and the MTA pipe); returns the detail."""
     detail = f"The message's structure cannot be processed ({type(exc).__name__}); it was not read."
     record_event(
         EventType.EMAIL_IGNORED,
@@ -96,33 +74,21 @@ def refuse_unprocessable(request: HttpRequest, exc: BaseException) -> HttpRespon
     )
     _record(via, "", None, "unprocessable", detail)
     logger.warning("inbound email refused: %s", detail)
-    return JsonResponse({"detail": detail, "code": "unprocessable"}, status=200)
-
-
-def record_unprocessable(via: str, exc: BaseException) -> str:
-    """The same record for the MTA pipe (`process_inbound_email`); returns the detail."""
-    detail = f"The message's structure cannot be processed ({type(exc).__name__}); it was not read."
-    record_event(
-        EventType.EMAIL_IGNORED,
-        actor="unknown sender",
-        source=Source.EMAIL,
-        data={"reason": "unprocessable", "detail": detail, "via": via},
-    )
-    _record(via, "", None, "unprocessable", detail)
     return detail
 
 
 def record_oversized(via: str, head: bytes, length: int) -> str:
-    """A message over the limit on the MTA pipe: recorded, the assignee told where we can tell."""
+    """A message over the limit: recorded, audited, and the assignee told where `head` (the start of
+    the body) shows who it is; returns the detail."""
     limit = settings.HITL_INBOUND_MAX_BYTES
-    detail = f"The email is over {limit:,} bytes; replies are read up to {limit:,} bytes."
+    detail = f"The email is {length:,} bytes or more; replies are read up to {limit:,} bytes."
     request_obj, sender = _sniff(head)
     if request_obj is not None and sender:
         _send_error(
             sender,
             SenderFault(
                 "too_large",
-                "Your reply was too large for us to read.",
+                f"Your reply was too large for us to read (the limit is {limit // (1024 * 1024)} MB).",
                 "Reply again without attachments: only the text of your reply is needed.",
                 request=request_obj,
             ),
@@ -138,7 +104,12 @@ def record_oversized(via: str, head: bytes, length: int) -> str:
         data={"reason": "too_large", "bytes": length, "via": via},
     )
     _record(via, sender, request_obj, "too_large", detail)
+    logger.warning("inbound email refused: %s", detail)
     return detail
+
+
+def _via(request: HttpRequest) -> str:
+    return f"anymail:{request.path.split('/')[2]}"
 
 
 def _sniff(head: bytes) -> tuple[HITLRequest | None, str]:
