@@ -23,8 +23,9 @@ from django.urls import reverse
 
 from audit.lib import verify_export
 from audit.lib.export import COLUMNS
+from audit.lib.keys import hmac_keys
 from audit.models import GENESIS_HASH, AuditEvent, EventType
-from audit.services import record_event, verify_chain
+from audit.services import record_event, seal_events, verify_chain
 from tests.support.base import World
 
 pytestmark = pytest.mark.django_db
@@ -63,13 +64,15 @@ def export(world: World, who: Any, query: str = "") -> Any:
 
 class TestAuditExportApi:
     def test_it_streams_every_event_as_json_lines_with_the_chain(self, world: World, history: dict, ops: Any) -> None:
-        before = list(AuditEvent.objects.order_by("id").values_list("id", "hash"))
         response = export(world, ops)
+        # The export sealed every waiting event first; its own event waits for the next seal.
+        sealed = list(AuditEvent.objects.filter(seq__isnull=False).order_by("seq").values_list("id", "hash"))
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/jsonl")
         assert 'attachment; filename="audit-' in response["Content-Disposition"]
         records = jsonl(body(response))
-        assert [(r["id"], r["hash"]) for r in records] == before
+        assert [(r["id"], r["hash"]) for r in records] == sealed
+        assert [r["seq"] for r in records] == list(range(1, len(sealed) + 1))
         assert list(records[0]) == list(COLUMNS)
         assert records[0]["prev_hash"] == GENESIS_HASH
 
@@ -245,9 +248,12 @@ class TestVerifyingAnExport:
             call_command("audit_verify", file=path)
 
     def test_the_verifier_matches_the_servers_hash(self, world: World, history: dict) -> None:
+        seal_events()
+        key = hmac_keys()[0]
         for event in AuditEvent.objects.all():
-            record = {**event.hashed_fields(), "data": event.data}
-            assert verify_export.event_hash(record) == event.hash == event.compute_hash()
+            record = {**event.sealed_fields(), "data": event.data}
+            assert verify_export.event_hash(record, key) == event.hash == event.compute_hash()
+            assert verify_export.event_hash(record) is None  # without the key: links only
 
 
 def readme_verify_commands() -> list[str]:
