@@ -17,7 +17,6 @@ from audit.lib.keys import generate_signing_key, public_key_of
 from audit.lib.triggers import triggers_disabled
 from audit.models import GENESIS_HASH, AuditEvent, canonical_json
 from audit.services import make_checkpoint, record_event, seal_events, verify_chain, verify_checkpoint
-from tests.support.base import World
 
 pytestmark = pytest.mark.django_db
 
