@@ -375,3 +375,49 @@ class TestAdminExport:
         event = AuditEvent.objects.get(event_type=EventType.AUDIT_EXPORTED)
         assert event.source == "admin" and event.actor == "ops"
         assert event.data["filters"] == {"admin_filters": "event_type__exact=request.created", "all_matching": True}
+
+
+class TestVerifyingAnExportAgainstACheckpoint:
+    """SPEC §18: a full export checked stand-alone (the verifier's one file, a checkpoint, its public key)."""
+
+    def standalone(self, *argv: str, key: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "HITL_AUDIT_KEY"}
+        if key:
+            env["HITL_AUDIT_KEY"] = key
+        script = Path(__file__).resolve().parents[3] / "audit" / "lib" / "verify_export.py"
+        return subprocess.run(  # noqa: S603 - the stand-alone verifier, as a third party runs it
+            [sys.executable, str(script), *argv], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def test_it_verifies_a_full_export_stand_alone_against_a_checkpoint(
+        self, world: World, history: dict, ops: Any, tmp_path: Path
+    ) -> None:
+        from django.conf import settings
+
+        from audit.lib.keys import public_key_of
+
+        checkpoint = tmp_path / "checkpoint.json"
+        call_command("audit_checkpoint", output=str(checkpoint))
+        path = tmp_path / "audit.jsonl"
+        path.write_text(body(export(world, ops)), encoding="utf-8")
+        public = public_key_of(settings.HITL_AUDIT_SIGNING_KEY)
+        anchors = ["--complete", "--checkpoint", str(checkpoint), "--public-key", public]
+        done = self.standalone(str(path), *anchors, key=settings.HITL_AUDIT_KEY)
+        assert done.returncode == 0, done.stderr
+        assert "matches the signed checkpoint" in done.stdout and "NOT recomputed" not in done.stdout
+        without_key = self.standalone(str(path), *anchors, key=None)
+        assert without_key.returncode == 0 and "keyed hashes NOT recomputed" in without_key.stdout
+        call_command("audit_verify", file=str(path), complete=True, checkpoint=[str(checkpoint)])
+
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:-2]), encoding="utf-8")  # the tail cut off
+        cut = self.standalone(str(path), *anchors, key=settings.HITL_AUDIT_KEY)
+        assert cut.returncode == 1 and "its tail is missing" in cut.stderr
+        wrong_key = self.standalone(str(path), *anchors[:-1], public_key_of(generate()), key=settings.HITL_AUDIT_KEY)
+        assert wrong_key.returncode == 1 and "not among the trusted public keys" in wrong_key.stderr
+
+
+def generate() -> str:
+    from audit.lib.keys import generate_signing_key
+
+    return generate_signing_key()

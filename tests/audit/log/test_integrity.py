@@ -128,9 +128,7 @@ class TestCheckpoints:
         with pytest.raises(CommandError, match="signature is not valid"):
             call_command("audit_verify", checkpoint=[str(path)])
 
-    def test_old_checkpoints_verify_after_a_signing_key_rotation(
-        self, db: None, settings: Any, tmp_path: Path
-    ) -> None:
+    def test_old_checkpoints_verify_after_a_signing_key_rotation(self, db: None, settings: Any, tmp_path: Path) -> None:
         events(2)
         old = settings.HITL_AUDIT_SIGNING_KEY
         path = checkpoint_file(tmp_path, "old.json")
@@ -223,9 +221,7 @@ class TestLegacyLog:
             rows.append(event)
         return rows
 
-    def test_it_verifies_the_old_chain_then_seals_it_first(
-        self, db: None, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_it_verifies_the_old_chain_then_seals_it_first(self, db: None, capsys: pytest.CaptureFixture[str]) -> None:
         old = self.legacy(4)
         newer = record_event("config.changed", actor="after the upgrade")
         assert verify_chain()[1] is not None  # the sealer waits for the resealing
