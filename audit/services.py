@@ -183,9 +183,11 @@ def seal_legacy(batch_size: int = SEAL_BATCH) -> tuple[int, str]:
     with transaction.atomic():
         if not _take_seal_lock():
             raise LegacyChainBroken(0, "another sealer holds the lock: try again")
-        if AuditEvent.objects.filter(seq__isnull=False).exists():
-            raise LegacyChainBroken(0, "the log already has sealed events: nothing from before keyed sealing is left")
         legacy = AuditEvent.objects.filter(seq__isnull=True, hash__isnull=False).order_by("id")
+        if not legacy.exists():
+            return 0, ""  # nothing from before keyed sealing (a new log, or already resealed)
+        if AuditEvent.objects.filter(seq__isnull=False).exists():
+            raise LegacyChainBroken(0, "sealed events exist before the old ones were resealed: an inconsistent log")
         expected_prev, checked = GENESIS_HASH, 0
         for event in _batches(legacy, "id", batch_size):
             if event.prev_hash != expected_prev:

@@ -23,5 +23,8 @@ class Command(BaseCommand):
             count, last_hash = seal_legacy(options["batch_size"])
         except LegacyChainBroken as exc:
             raise CommandError(f"refused, nothing changed: the old audit chain does not verify: {exc}") from exc
-        self.stdout.write(f"old chain verified up to hash {last_hash}; recorded as an audit.resealed event")
+        if count:
+            self.stdout.write(f"old chain verified up to hash {last_hash}; recorded as an audit.resealed event")
+        else:
+            self.stdout.write("no events from before keyed sealing: nothing to do")
         self.stdout.write(str(count))
