@@ -165,7 +165,7 @@ def run(scheme: str, writers: int, seconds: float) -> dict[str, Any]:
             backlog.append(unsealed())
     for proc in procs:
         proc.join()
-    total = sum(counts)
+    total = sum(int(c) for c in counts[:])
     result: dict[str, Any] = {"scheme": scheme, "writers": writers, "appends": total, "rate": total / seconds}
     if seal_proc:
         drain_start = time.monotonic()

@@ -30,7 +30,7 @@ def events(n: int) -> list[AuditEvent]:
 
 def rehash_from(seq: int, digest: Any) -> None:
     """The attacker re-chains every event from `seq` on with `digest` (they lack HITL_AUDIT_KEY)."""
-    prev = AuditEvent.objects.get(seq=seq - 1).hash if seq > 1 else GENESIS_HASH
+    prev = str(AuditEvent.objects.get(seq=seq - 1).hash) if seq > 1 else GENESIS_HASH
     with triggers_disabled(), connection.cursor() as cursor:
         for event in AuditEvent.objects.filter(seq__gte=seq).order_by("seq"):
             event.prev_hash = prev
@@ -38,7 +38,7 @@ def rehash_from(seq: int, digest: Any) -> None:
             cursor.execute(
                 "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [prev, event.hash, event.pk]
             )
-            prev = event.hash
+            prev = str(event.hash)
 
 
 def checkpoint_file(tmp_path: Path, name: str = "cp.json") -> str:
@@ -216,7 +216,7 @@ class TestLegacyLog:
         for i in range(n):
             event = AuditEvent(created_at=timezone.now(), event_type="config.changed", actor=f"old{i}", prev_hash=prev)
             event.hash = event.compute_legacy_hash()
-            prev = event.hash
+            prev = str(event.hash)
             event.save(force_insert=True)
             rows.append(event)
         return rows

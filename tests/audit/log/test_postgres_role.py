@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -44,7 +45,7 @@ def superuser() -> psycopg.Connection:
 
 
 @pytest.fixture
-def roles_database() -> str:
+def roles_database() -> Iterator[str]:
     db = connection.settings_dict
     with superuser() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
