@@ -1,8 +1,15 @@
-"""The append-only, hash-chained audit log (SPEC §10).
+"""The append-only, keyed hash-chained audit log (SPEC §10, §18).
 
 Events copy actor and target as strings, never foreign keys, so deleting a deployment or a user can
-never cascade into the log. The database itself refuses UPDATE, DELETE and TRUNCATE on the table
-(triggers installed by migration 0002, see `audit.lib.triggers`).
+never cascade into the log. An event is inserted *unsealed* (`seq`, `prev_hash`, `hash` empty), with no
+lock: appends from any number of processes proceed in parallel. The sealer (`audit.services.seal_events`)
+then gives events, in id order, their place in the one chain (`seq` 1, 2, 3 …) and their keyed hash
+(HMAC with HITL_AUDIT_KEY over every column, `seq` and the previous event's hash). The database refuses
+UPDATE except that one sealing of an unsealed event (its content unchanged), DELETE, TRUNCATE and
+(SQLite) INSERT OR REPLACE: triggers, see `audit.lib.triggers`.
+
+Events written before keyed sealing (migration 0004) carry an unkeyed SHA-256 chain and no `seq`:
+`manage.py audit_seal_legacy` verifies that chain, then seals them first.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class EventType(models.TextChoices):
     API_KEY_CREATED = "api_key.created", "API key created"
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
     AUDIT_EXPORTED = "audit.exported", "Audit exported"
+    AUDIT_RESEALED = "audit.resealed", "Audit log sealed into the keyed chain"
 
 
 def canonical_json(value: Any) -> str:
@@ -57,7 +65,8 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One immutable event. `hash` covers every column and the previous event's hash."""
+    """One immutable event. Once sealed, `hash` (keyed) covers every column, `seq` and the previous
+    event's hash."""
 
     created_at = models.DateTimeField(db_index=True)
     event_type = models.CharField(max_length=40, choices=EventType.choices, db_index=True)
@@ -67,13 +76,19 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True, db_index=True)
     deployment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Set once, by the sealer; empty while the event waits for it.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, help_text="position in the sealed chain")
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The sealer's queue and the "unsealed for over a minute" alarm: only unsealed rows, so tiny.
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event_type} {self.target_type}:{self.target_id}"
@@ -92,5 +107,16 @@ class AuditEvent(models.Model):
             "prev_hash": self.prev_hash,
         }
 
-    def compute_hash(self) -> str:
+    def compute_legacy_hash(self) -> str:
+        """The unkeyed SHA-256 of events written before keyed sealing (verified once, when resealed)."""
         return hashlib.sha256(canonical_json(self.hashed_fields()).encode()).hexdigest()
+
+    def sealed_fields(self) -> dict[str, Any]:
+        return {**self.hashed_fields(), "seq": self.seq}
+
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """The keyed hash (HITL_AUDIT_KEY, or `key`) of a sealed event; the same function as the
+        stand-alone verifier's `audit.lib.verify_export.event_hash`."""
+        from audit.lib.keys import keyed_hash
+
+        return keyed_hash(canonical_json(self.sealed_fields()).encode(), key)

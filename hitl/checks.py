@@ -86,6 +86,40 @@ def require_production_settings() -> None:
 
 
 @checks.register(checks.Tags.security, deploy=False)
+def check_audit_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """SPEC §18: the audit log's keys live outside the database; without them it is weaker, not broken."""
+    from audit.lib.keys import AuditKeyError, signing_key
+
+    messages: list[checks.CheckMessage] = []
+    if settings.HITL_AUDIT_SIGNING_KEY:
+        try:
+            signing_key()
+        except AuditKeyError as exc:
+            messages.append(checks.Error(str(exc), id="hitl.E005"))
+    if settings.DEBUG:
+        return messages
+    if not settings.HITL_AUDIT_KEY:
+        messages.append(
+            checks.Warning(
+                "HITL_AUDIT_KEY is not set: audit hashes are keyed with a key derived from SECRET_KEY, so rotating "
+                "SECRET_KEY breaks the audit log's verification.",
+                hint="Set HITL_AUDIT_KEY to a long random string (docs/deploy.md, Audit keys and checkpoints).",
+                id="hitl.W002",
+            )
+        )
+    if not settings.HITL_AUDIT_SIGNING_KEY:
+        messages.append(
+            checks.Warning(
+                "HITL_AUDIT_SIGNING_KEY is not set: no signed audit checkpoints, so a cut tail or a restored old "
+                "backup of the audit log goes unnoticed.",
+                hint="Generate one: manage.py audit_checkpoint --generate-key",
+                id="hitl.W003",
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.security, deploy=False)
 def check_smtp_tls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Django only finds out when the first email is sent, in a worker, long after the start."""
     if not (settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL):

@@ -16,9 +16,17 @@ SWEEP_FUNC = "hitl.tasks.sweep"
 # Flow runs whose next step was committed but never enqueued (a worker died in between).
 RECOVER_NAME = "flows-recover-stalled-runs"
 RECOVER_FUNC = "flows.tasks.recover_stalled_runs"
+# The audit log (SPEC §18): sealing is the worker's sealer thread's job every second; this is the
+# backstop for clusters started without it (plain `qcluster`). Checkpoints every five minutes.
+AUDIT_SEAL_NAME = "audit-seal"
+AUDIT_SEAL_FUNC = "audit.tasks.seal"
+AUDIT_CHECKPOINT_NAME = "audit-checkpoint"
+AUDIT_CHECKPOINT_FUNC = "audit.tasks.checkpoint"
 SCHEDULES = {
     SWEEP_NAME: {"func": SWEEP_FUNC, "minutes": 1},
     RECOVER_NAME: {"func": RECOVER_FUNC, "minutes": 5},
+    AUDIT_SEAL_NAME: {"func": AUDIT_SEAL_FUNC, "minutes": 1},
+    AUDIT_CHECKPOINT_NAME: {"func": AUDIT_CHECKPOINT_FUNC, "minutes": 5},
 }
 
 

@@ -349,3 +349,19 @@ LOGGING = {
 }
 # When set, GET /metrics wants `Authorization: Bearer <token>`.
 HITL_METRICS_TOKEN = env_str("HITL_METRICS_TOKEN")
+
+# --- the audit log's integrity (SPEC §18, audit.lib.keys) ----------------------------------------
+# The HMAC key of every event's hash, and earlier ones (newest first) that events sealed before a
+# rotation were keyed with. Unset: derived from SECRET_KEY (hitl.W002 outside DEBUG).
+HITL_AUDIT_KEY = env_str("HITL_AUDIT_KEY")
+HITL_AUDIT_KEY_FALLBACKS = env_list("HITL_AUDIT_KEY_FALLBACKS")
+# The Ed25519 private key (url-safe base64 of its 32 bytes) that signs checkpoints, and the public keys
+# of earlier signing keys (so their checkpoints still verify).
+HITL_AUDIT_SIGNING_KEY = env_str("HITL_AUDIT_SIGNING_KEY")
+HITL_AUDIT_VERIFY_KEYS = env_list("HITL_AUDIT_VERIFY_KEYS")
+# Where `audit_checkpoint` sends each checkpoint besides its log line: a file it appends to (one JSON
+# line each), and addresses it emails.
+HITL_AUDIT_CHECKPOINT_FILE = env_str("HITL_AUDIT_CHECKPOINT_FILE")
+HITL_AUDIT_ANCHOR_EMAILS = env_list("HITL_AUDIT_ANCHOR_EMAILS")
+# Seconds an event may stay unsealed before `audit_verify` and /readyz call it an alarm.
+HITL_AUDIT_UNSEALED_ALARM = env_int("HITL_AUDIT_UNSEALED_ALARM", 60)

@@ -4,6 +4,9 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# The audit log's keys (SPEC §18), in the environment so the subprocesses of real-worker tests share them.
+os.environ.setdefault("HITL_AUDIT_KEY", "test-audit-hmac-key-not-for-production")
+os.environ.setdefault("HITL_AUDIT_SIGNING_KEY", "LiXbC1A6fIlktl-AfiMtCLEZZcTuZNkBR7KCIK11gJg")
 
 from hitl.settings import *  # noqa: E402,F403
 from hitl.settings import DATABASES, Q_CLUSTER  # noqa: E402

@@ -189,6 +189,8 @@ class TestTaskPaths:
             "flows.tasks.run_step",
             "flows.tasks.recover_stalled_runs",
             "flows.tasks.deliver_run_webhook",
+            "audit.tasks.seal",
+            "audit.tasks.checkpoint",
             "hitl.channels.email.EmailChannel",
             "hitl.channels.webhook.WebhookChannel",
             "hitl.channels.telegram.TelegramChannel",

@@ -1,8 +1,9 @@
 """Audit export as CSV or JSON Lines, streamed in constant memory (SPEC §10).
 
-Every line carries the event's `id`, every hashed column, `prev_hash` and `hash`, so a third party can
-recompute each hash and follow the chain with `audit/lib/verify_export.py` (standard library only).
-Events are read in keyset batches (`id > last ORDER BY id LIMIT n`): memory stays flat however large
+Every line carries the event's `id`, every hashed column, `seq`, `prev_hash` and `hash`, so a third party
+can recompute each hash (with the key) and follow the chain with `audit/lib/verify_export.py`, and check
+it against a signed checkpoint. Only sealed events are exported, in chain order (`seq`).
+Events are read in keyset batches (`seq > last ORDER BY seq LIMIT n`): memory stays flat however large
 the export, no server-side cursor or long transaction is held, and each batch is one short query.
 """
 
@@ -33,6 +34,7 @@ COLUMNS = (
     "target_id",
     "deployment_id",
     "data",
+    "seq",
     "prev_hash",
     "hash",
 )
@@ -103,23 +105,24 @@ def record_of(row: dict[str, Any]) -> dict[str, Any]:
         "target_id": row["target_id"],
         "deployment_id": row["deployment_id"],
         "data": row["data"],
+        "seq": row["seq"],
         "prev_hash": row["prev_hash"],
         "hash": row["hash"],
     }
 
 
 def iter_records(
-    queryset: QuerySet[AuditEvent], *, up_to_id: int, batch_size: int = BATCH_SIZE
+    queryset: QuerySet[AuditEvent], *, up_to_seq: int, batch_size: int = BATCH_SIZE
 ) -> Iterator[list[dict[str, Any]]]:
-    """Batches of records of `queryset` with id ≤ up_to_id, in id order (keyset pagination)."""
-    rows = queryset.filter(id__lte=up_to_id).order_by("id").values(*COLUMNS)
-    last_id = 0
+    """Batches of records of `queryset` sealed with seq ≤ up_to_seq, in chain order (keyset pagination)."""
+    rows = queryset.filter(seq__isnull=False, seq__lte=up_to_seq).order_by("seq").values(*COLUMNS)
+    last_seq = 0
     while True:
-        batch = [record_of(row) for row in rows.filter(id__gt=last_id)[:batch_size]]
+        batch = [record_of(row) for row in rows.filter(seq__gt=last_seq)[:batch_size]]
         if not batch:
             return
         yield batch
-        last_id = batch[-1]["id"]
+        last_seq = batch[-1]["seq"]
 
 
 def jsonl_line(record: dict[str, Any]) -> str:
@@ -144,7 +147,7 @@ def export_lines(
     queryset: QuerySet[AuditEvent],
     fmt: str,
     *,
-    up_to_id: int,
+    up_to_seq: int,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
@@ -155,7 +158,7 @@ def export_lines(
     if fmt == "csv":
         yield csv_header()
     done = 0
-    for batch in iter_records(queryset, up_to_id=up_to_id, batch_size=batch_size):
+    for batch in iter_records(queryset, up_to_seq=up_to_seq, batch_size=batch_size):
         yield "".join(line(record) for record in batch)
         done += len(batch)
         if progress is not None:
@@ -165,7 +168,7 @@ def export_lines(
 def streaming_response(queryset: QuerySet[AuditEvent], fmt: str, *, export: Any) -> StreamingHttpResponse:
     """The HTTP download of a started export (`audit.services.start_audit_export`)."""
     response = StreamingHttpResponse(
-        export_lines(queryset, fmt, up_to_id=export.up_to_id, batch_size=BATCH_SIZE), content_type=FORMATS[fmt]
+        export_lines(queryset, fmt, up_to_seq=export.up_to_seq, batch_size=BATCH_SIZE), content_type=FORMATS[fmt]
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'

@@ -47,14 +47,29 @@ def _check_broker() -> dict[str, Any]:
     return {"ok": True}
 
 
-CHECKS = {"database": _check_database, "migrations": _check_migrations, "broker": _check_broker}
+def _check_audit_sealing() -> dict[str, Any]:
+    """SPEC §18: an audit event left unsealed for over a minute means the sealer is not running."""
+    from audit.services import unsealed_alarm
+
+    stale, oldest = unsealed_alarm()
+    if stale:
+        return {"ok": False, "reason": f"{stale} audit events unsealed since {oldest:%Y-%m-%dT%H:%M:%SZ}"}
+    return {"ok": True}
+
+
+CHECKS = {
+    "database": _check_database,
+    "migrations": _check_migrations,
+    "broker": _check_broker,
+    "audit": _check_audit_sealing,
+}
 
 
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Ready to serve: database reachable, every migration applied, broker reachable (200), else 503
-    with the reason of each failed check."""
+    """Ready to serve: database reachable, every migration applied, broker reachable, no audit event
+    waiting unsealed for over a minute (200), else 503 with the reason of each failed check."""
     results: dict[str, dict[str, Any]] = {}
     for name, check in CHECKS.items():
         try:

@@ -49,13 +49,12 @@ def _django(database_url: str) -> None:
 
 
 def grow(target: int) -> int:
-    """Append events until the log holds `target`; returns the count. Hashes chain exactly as
-    record_event would write them (audit_verify passes on the result)."""
-    from audit.models import GENESIS_HASH, AuditEvent
+    """Append events until the log holds `target`, then seal them as the sealer would (audit_verify
+    passes on the result); returns the count."""
+    from audit.models import AuditEvent
+    from audit.services import seal_events
 
-    last = AuditEvent.objects.order_by("-id").first()
     have = AuditEvent.objects.count()
-    prev = last.hash if last else GENESIS_HASH
     start = datetime(2026, 1, 1, tzinfo=UTC)
     while have < target:
         batch = []
@@ -69,13 +68,11 @@ def grow(target: int) -> int:
                 target_id=f"00000000-0000-4000-8000-{i:012d}",
                 deployment_id=1 + i % 4,
                 data={"status": "responded", "outcome": "approved", "responder": f"reviewer{i % 50}@example.com"},
-                prev_hash=prev,
             )
-            event.hash = event.compute_hash()
-            prev = event.hash
             batch.append(event)
         AuditEvent.objects.bulk_create(batch)
         have += len(batch)
+    seal_events()
     return have
 
 

@@ -48,13 +48,12 @@ KINDS: list[tuple[str, list[str], str, str, str]] = [
 
 def seed(count: int) -> dict[str, str]:
     """Bulk-insert `count` pending requests whose deadline passed an hour ago, with the audit events
-    create_request writes (chained under the chain lock). Returns {request id: expected status}."""
+    create_request writes (unsealed: the sealer chains them). Returns {request id: expected status}."""
     from django.db import transaction
     from django.utils import timezone
 
     from accounts.services import create_deployment
-    from audit.models import GENESIS_HASH, AuditEvent, EventType
-    from audit.services import _lock_chain
+    from audit.models import AuditEvent, EventType
     from hitl.models import AssignmentStep, HITLRequest
 
     deployment = create_deployment(name="Deadlines bench", creator_email="lead@example.com")
@@ -107,13 +106,7 @@ def seed(count: int) -> dict[str, str]:
                 )
         with transaction.atomic():
             HITLRequest.objects.bulk_create(requests)
-            _lock_chain()
-            prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
-            for event in events:
-                event.prev_hash = prev
-                event.hash = event.compute_hash()
-                prev = event.hash
-            AuditEvent.objects.bulk_create(events)
+            AuditEvent.objects.bulk_create(events)  # unsealed, as record_events writes them
     return expected
 
 

@@ -5,7 +5,7 @@
 Brings up the same stack as `tests/bench/throughput.py` (its `Stack`: scratch database, gunicorn, qcluster,
 Redis), runs wrk on create and on respond, and samples `pg_stat_activity` every 50 ms meanwhile: the
 average number of the app's backends per sample in each `wait_event_type:wait_event:state`. A high
-`Lock:advisory` count means requests queue on the audit chain's lock (`audit.services._lock_chain`);
+`Lock:advisory` count meant requests queued on the audit chain's lock (before issue 16; appends take no lock now);
 `idle in transaction` is a backend whose Python side holds its transaction open. Drops the database.
 """
 

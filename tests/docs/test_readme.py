@@ -90,6 +90,12 @@ class Values:
         call_command("audit_export", "--format", "jsonl", "--output", str(export), stdout=io.StringIO())
         last = [json.loads(line) for line in export.read_text().splitlines() if line.strip()][-1]
         request_id = world.create()["id"]
+        checkpoint = tmp / "checkpoint.json"
+        call_command("audit_checkpoint", "--output", str(checkpoint), stdout=io.StringIO())
+        from django.conf import settings
+
+        from audit.lib.keys import public_key_of
+
         self.by_flag = {
             "--deployment": str(world.deployment.pk),
             "--name": "Docs check",
@@ -125,6 +131,9 @@ class Values:
             "--bot-token": "xoxb-1234567890-docs-check-token",
             "--signing-secret": "0123456789abcdef0123456789abcdef",
             "--channel": "C0123456789",
+            "--checkpoint": str(checkpoint),
+            "--public-key": public_key_of(settings.HITL_AUDIT_SIGNING_KEY),
+            "--batch-size": "100",
         }
 
     def args(self, words: list[str]) -> list[str]:

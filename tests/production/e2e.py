@@ -217,6 +217,9 @@ def main() -> None:
             "HITL_BASE_URL": base,
             "HITL_INBOUND_DOMAIN": "reply.e2e.test",
             "HITL_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            # The audit log's keys (SPEC §18): without them `check` warns (hitl.W002, hitl.W003).
+            "HITL_AUDIT_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "HITL_AUDIT_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
             "ANYMAIL_WEBHOOK_SECRET": "esp:e2e-webhook-secret",
             "HITL_EGRESS_ALLOWED_HOSTS": "127.0.0.1",
             "DEFAULT_FROM_EMAIL": "hitl@e2e.test",

@@ -21,6 +21,9 @@ PRODUCTION = {
     "ANYMAIL_WEBHOOK_SECRET": "esp:long-random-password",
     "ALLOWED_HOSTS": "hitl.example.com",
     "HITL_BEHIND_PROXY": "1",
+    # The audit log's keys (SPEC §18): without them `check` warns (hitl.W002, hitl.W003).
+    "HITL_AUDIT_KEY": "production-audit-hmac-key-0123456789abcdef",
+    "HITL_AUDIT_SIGNING_KEY": "rilpMy7syPvBwxJpCl3VxOUbMYmx2pV0DGEQ1Eb1CpI",
 }
 
 

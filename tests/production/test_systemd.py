@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.production.support import FERNET, ROOT, SECRET, python
+from tests.production.support import FERNET, PRODUCTION, ROOT, SECRET, python
 
 UNITS = ROOT / "docs" / "systemd"
 HITL = "/opt/hitl/bin/hitl"
@@ -96,6 +96,7 @@ class TestEnvironmentFile:
     def test_filled_in_it_is_a_clean_production_configuration(self) -> None:
         values = env_file((UNITS / "hitl.env.example").read_text())
         values |= {"SECRET_KEY": SECRET, "HITL_ENCRYPTION_KEYS": FERNET, "ANYMAIL_WEBHOOK_SECRET": "esp:pw"}
+        values |= {k: PRODUCTION[k] for k in ("HITL_AUDIT_KEY", "HITL_AUDIT_SIGNING_KEY")}
         done = python(
             "import sys; from django.core.management import execute_from_command_line; "
             "execute_from_command_line(['hitl', 'check', '--deploy', '--fail-level', 'WARNING'])",

@@ -100,7 +100,7 @@ class Command(BaseCommand):
         out: Any = open(path, "w", encoding="utf-8", newline="") if path else self.stdout  # noqa: SIM115
         try:
             for chunk in export_lines(
-                events, fmt, up_to_id=export.up_to_id, batch_size=options["batch_size"], progress=progress
+                events, fmt, up_to_seq=export.up_to_seq, batch_size=options["batch_size"], progress=progress
             ):
                 out.write(chunk)
         finally:
@@ -109,7 +109,7 @@ class Command(BaseCommand):
             if progress is not None:
                 progress.close()
         sys.stderr.write(
-            f"exported {export.count} events (up to event {export.up_to_id}; last hash {export.last_hash or '-'}); "
+            f"exported {export.count} events (up to seq {export.up_to_seq}; last hash {export.last_hash or '-'}); "
             f"recorded as audit event {export.event.pk}\n"
         )
         if path:

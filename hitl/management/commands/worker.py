@@ -30,6 +30,8 @@ logger = logging.getLogger("hitl.worker")
 
 # The hard deadline, measured from the signal, must leave room inside systemd's / the brief's 10 s.
 DEFAULT_STOP_TIMEOUT = 8.0
+# Seconds between the audit sealer's passes (SPEC §18: events are sealed "shortly after").
+SEAL_INTERVAL = 1.0
 
 
 def _descendants(pid: int) -> list[int]:
@@ -79,6 +81,25 @@ def _reap(timeout: float) -> None:
             return  # no children left
         if pid == 0:
             time.sleep(0.02)
+
+
+def _sealer(stop: threading.Event, interval: float) -> None:
+    """The audit log's sealer (SPEC §18): every `interval` seconds, chain the events committed since.
+    Several workers may run one each: a pass that finds the seal lock taken returns at once."""
+    from django import db
+
+    from audit.services import LegacyLogError, seal_events
+
+    while not stop.wait(interval):
+        try:
+            seal_events()
+        except LegacyLogError as exc:
+            logger.error("audit sealer: %s", exc)
+            stop.wait(60)
+        except Exception:  # a database outage: log it and try again at the next tick
+            logger.exception("audit sealer: a pass failed")
+            db.connections.close_all()
+    db.connections.close_all()
 
 
 def _sentinel(stop_event: Any, start_event: Any, cluster_id: Any, broker: Any, timeout: Any) -> None:
@@ -143,6 +164,10 @@ class Command(BaseCommand):
         )
         sentinel.start()
         logger.info("worker %s started (pid %s, sentinel %s)", name, os.getpid(), sentinel.pid)
+        # Started after the fork of the sentinel: its connection is this process's alone.
+        sealer_stop = threading.Event()
+        sealer = threading.Thread(target=_sealer, args=(sealer_stop, SEAL_INTERVAL), name="audit-sealer", daemon=True)
+        sealer.start()
 
         while not received and sentinel.is_alive():
             time.sleep(0.1)
@@ -152,6 +177,7 @@ class Command(BaseCommand):
 
         deadline = time.monotonic() + stop_timeout
         logger.info("worker %s stopping on %s", name, signal.Signals(received[0]).name)
+        sealer_stop.set()  # a batch in flight commits or, killed at the deadline, rolls back: nothing lost
         # A daemon thread: Event.set() waits for every sleeper on the event to wake, and a sleeper that
         # was killed never does; the main thread must stay free to enforce the deadline.
         threading.Thread(target=stop_event.set, daemon=True).start()

@@ -23,8 +23,9 @@ from django.urls import reverse
 
 from audit.lib import verify_export
 from audit.lib.export import COLUMNS
+from audit.lib.keys import hmac_keys
 from audit.models import GENESIS_HASH, AuditEvent, EventType
-from audit.services import record_event, verify_chain
+from audit.services import record_event, seal_events, verify_chain
 from tests.support.base import World
 
 pytestmark = pytest.mark.django_db
@@ -63,13 +64,15 @@ def export(world: World, who: Any, query: str = "") -> Any:
 
 class TestAuditExportApi:
     def test_it_streams_every_event_as_json_lines_with_the_chain(self, world: World, history: dict, ops: Any) -> None:
-        before = list(AuditEvent.objects.order_by("id").values_list("id", "hash"))
         response = export(world, ops)
+        # The export sealed every waiting event first; its own event waits for the next seal.
+        sealed = list(AuditEvent.objects.filter(seq__isnull=False).order_by("seq").values_list("id", "hash"))
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/jsonl")
         assert 'attachment; filename="audit-' in response["Content-Disposition"]
         records = jsonl(body(response))
-        assert [(r["id"], r["hash"]) for r in records] == before
+        assert [(r["id"], r["hash"]) for r in records] == sealed
+        assert [r["seq"] for r in records] == list(range(1, len(sealed) + 1))
         assert list(records[0]) == list(COLUMNS)
         assert records[0]["prev_hash"] == GENESIS_HASH
 
@@ -245,9 +248,12 @@ class TestVerifyingAnExport:
             call_command("audit_verify", file=path)
 
     def test_the_verifier_matches_the_servers_hash(self, world: World, history: dict) -> None:
+        seal_events()
+        key = hmac_keys()[0]
         for event in AuditEvent.objects.all():
-            record = {**event.hashed_fields(), "data": event.data}
-            assert verify_export.event_hash(record) == event.hash == event.compute_hash()
+            record = {**event.sealed_fields(), "data": event.data}
+            assert verify_export.event_hash(record, key) == event.hash == event.compute_hash()
+            assert verify_export.event_hash(record) is None  # without the key: links only
 
 
 def readme_verify_commands() -> list[str]:
@@ -369,3 +375,49 @@ class TestAdminExport:
         event = AuditEvent.objects.get(event_type=EventType.AUDIT_EXPORTED)
         assert event.source == "admin" and event.actor == "ops"
         assert event.data["filters"] == {"admin_filters": "event_type__exact=request.created", "all_matching": True}
+
+
+class TestVerifyingAnExportAgainstACheckpoint:
+    """SPEC §18: a full export checked stand-alone (the verifier's one file, a checkpoint, its public key)."""
+
+    def standalone(self, *argv: str, key: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "HITL_AUDIT_KEY"}
+        if key:
+            env["HITL_AUDIT_KEY"] = key
+        script = Path(__file__).resolve().parents[3] / "audit" / "lib" / "verify_export.py"
+        return subprocess.run(  # noqa: S603 - the stand-alone verifier, as a third party runs it
+            [sys.executable, str(script), *argv], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def test_it_verifies_a_full_export_stand_alone_against_a_checkpoint(
+        self, world: World, history: dict, ops: Any, tmp_path: Path
+    ) -> None:
+        from django.conf import settings
+
+        from audit.lib.keys import public_key_of
+
+        checkpoint = tmp_path / "checkpoint.json"
+        call_command("audit_checkpoint", output=str(checkpoint))
+        path = tmp_path / "audit.jsonl"
+        path.write_text(body(export(world, ops)), encoding="utf-8")
+        public = public_key_of(settings.HITL_AUDIT_SIGNING_KEY)
+        anchors = ["--complete", "--checkpoint", str(checkpoint), "--public-key", public]
+        done = self.standalone(str(path), *anchors, key=settings.HITL_AUDIT_KEY)
+        assert done.returncode == 0, done.stderr
+        assert "matches the signed checkpoint" in done.stdout and "NOT recomputed" not in done.stdout
+        without_key = self.standalone(str(path), *anchors, key=None)
+        assert without_key.returncode == 0 and "keyed hashes NOT recomputed" in without_key.stdout
+        call_command("audit_verify", file=str(path), complete=True, checkpoint=[str(checkpoint)])
+
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:-2]), encoding="utf-8")  # the tail cut off
+        cut = self.standalone(str(path), *anchors, key=settings.HITL_AUDIT_KEY)
+        assert cut.returncode == 1 and "its tail is missing" in cut.stderr
+        wrong_key = self.standalone(str(path), *anchors[:-1], public_key_of(generate()), key=settings.HITL_AUDIT_KEY)
+        assert wrong_key.returncode == 1 and "not among the trusted public keys" in wrong_key.stderr
+
+
+def generate() -> str:
+    from audit.lib.keys import generate_signing_key
+
+    return generate_signing_key()

@@ -1,4 +1,5 @@
-"""The audit log is append-only in the database and tamper-evident through its hash chain."""
+"""The audit log is append-only in the database and tamper-evident through its keyed hash chain.
+(The attacks of SPEC §18, checkpoints and sealing: test_integrity.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.lib.triggers import triggers_disabled
 from audit.models import GENESIS_HASH, AuditEvent
-from audit.services import record_event, verify_chain
+from audit.services import record_event, seal_events, verify_chain
 from tests.support.base import World
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,10 @@ class TestAppendOnly:
 class TestHashChain:
     def test_every_event_links_to_the_one_before(self, world: World) -> None:
         world.create()
-        events = list(AuditEvent.objects.order_by("id"))
+        assert AuditEvent.objects.filter(seq__isnull=True).count() == AuditEvent.objects.count()  # not yet sealed
+        assert seal_events() == AuditEvent.objects.count()
+        events = list(AuditEvent.objects.order_by("seq"))
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert events[0].prev_hash == GENESIS_HASH
         for before, after in zip(events, events[1:], strict=False):
             assert after.prev_hash == before.hash
@@ -51,6 +55,7 @@ class TestHashChain:
 
     def test_audit_verify_names_the_first_altered_event(self, world: World) -> None:
         world.create()
+        seal_events()
         victim = AuditEvent.objects.order_by("id")[2]
         with triggers_disabled(), connection.cursor() as cursor:
             cursor.execute("UPDATE audit_auditevent SET actor = %s WHERE id = %s", ["mallory", victim.pk])
@@ -59,12 +64,13 @@ class TestHashChain:
 
     def test_audit_verify_catches_a_deleted_event(self, world: World) -> None:
         world.create()
-        victim = AuditEvent.objects.order_by("id")[1]
-        following = AuditEvent.objects.filter(id__gt=victim.pk).order_by("id").first()
+        seal_events()
+        victim = AuditEvent.objects.order_by("seq")[1]
+        following = AuditEvent.objects.filter(seq__gt=victim.seq).order_by("seq").first()
         assert following is not None
         with triggers_disabled(), connection.cursor() as cursor:
             cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [victim.pk])
-        with pytest.raises(CommandError, match=f"event {following.pk}: prev_hash"):
+        with pytest.raises(CommandError, match=f"event {following.pk}: seq {following.seq} follows"):
             call_command("audit_verify")
 
     def test_the_triggers_are_back_after_a_maintenance_window(self, world: World) -> None:

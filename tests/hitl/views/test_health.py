@@ -71,6 +71,7 @@ class TestReadyz:
             "database": {"ok": True},
             "migrations": {"ok": True},
             "broker": {"ok": True},
+            "audit": {"ok": True},
         }
 
     def test_it_is_503_with_a_reason_when_postgresql_is_unreachable(self) -> None:
@@ -90,6 +91,22 @@ class TestReadyz:
         )
         assert status == 503 and body["checks"]["broker"]["ok"] is False
         assert body["checks"]["database"] == {"ok": True} and body["checks"]["migrations"] == {"ok": True}
+
+    def test_it_is_503_when_an_audit_event_waited_unsealed_over_a_minute(self, world: World) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from audit.lib.triggers import triggers_disabled
+        from audit.models import AuditEvent
+        from audit.services import record_event
+
+        event = record_event("config.changed")
+        with triggers_disabled():  # a sealer that has been down for a minute
+            AuditEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+        response = Client().get("/readyz")
+        assert response.status_code == 503
+        assert "unsealed since" in response.json()["checks"]["audit"]["reason"]
 
 
 class TestMetrics:
