@@ -28,6 +28,7 @@ class SeatSerializer(serializers.Serializer):
     email = serializers.CharField()
     via_group = serializers.CharField(allow_blank=True)
     decided = serializers.BooleanField()
+    notification_error = serializers.CharField(allow_blank=True, help_text="Its last failed notification (a bounce).")
 
 
 class ResultSerializer(serializers.Serializer):
@@ -154,7 +155,12 @@ class RequestSerializer(serializers.ModelSerializer):
             return []
         decided = set(obj.decisions.values_list("approver", flat=True))
         return [
-            {"email": seat.email, "via_group": seat.via_group, "decided": seat.email in decided}
+            {
+                "email": seat.email,
+                "via_group": seat.via_group,
+                "decided": seat.email in decided,
+                "notification_error": seat.notification_error,
+            }
             for seat in obj.approver_seats.filter(active=True).order_by("position", "id")
         ]
 
@@ -237,4 +243,7 @@ class CancelSerializer(serializers.Serializer):
 
 class ReassignSerializer(serializers.Serializer):
     email = serializers.EmailField()
+    replace = serializers.EmailField(
+        required=False, default="", help_text="Several approvers (SPEC §13): the approver this one replaces."
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -282,6 +282,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             note=body.validated_data["note"],
             actor=principal_label(request.user),
             source=Source.API,
+            replace=body.validated_data["replace"],
         )
         return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 

@@ -27,22 +27,30 @@ from hitl.results import empty_result
 from hitl.services.answers import Answer, interpret_answer
 
 
-class NotAnApprover(NotAllowed):
+class DecisionRefused(HitlError):
+    """Every refusal that is about who decides a pooled request (channels tell the sender why)."""
+
+
+class NotAnApprover(DecisionRefused, NotAllowed):
     code = "not_an_approver"
 
 
-class SelfApproval(NotAllowed):
+class SelfApproval(DecisionRefused, NotAllowed):
     code = "self_approval"
 
 
-class ApproverRequired(NotAllowed):
+class ApproverRequired(DecisionRefused, NotAllowed):
     """The integrating app (callback URL, API key) answered a pool request that needs a named approver."""
 
     code = "approver_required"
 
 
-class AlreadyDecided(NotPending):
+class AlreadyDecided(DecisionRefused, NotPending):
     code = "already_decided"
+
+
+class SeatReplaced(DecisionRefused, Reassigned):
+    """A capability of an approver who has been replaced since (SPEC §13: reassigning replaces one)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ def record_decision(
                 resolve=_resolve,
             )
     # Refused outside the transaction, so the refusal's audit event commits (SPEC §10).
-    if isinstance(refusal, NotPending) and not isinstance(refusal, (AlreadyDecided, Reassigned)):
+    if isinstance(refusal, NotPending) and not isinstance(refusal, DecisionRefused):
         _refuse(request, actor=actor, source=source, reason="not_pending")
     _audit_refusal(request, refusal, actor=actor, source=source, approver=approver)
 
@@ -163,13 +171,13 @@ def _check(
                 "This request needs the decisions of named approvers: give on_behalf_of (an approver's email)."
             )
         if version is not None and Approver.objects.filter(request_id=request.pk, email=approver).exists():
-            return Reassigned(
+            return SeatReplaced(
                 "This approver was replaced after this link or email was sent: it no longer answers it.",
                 extra={"status": Status.PENDING},
             )
         return NotAnApprover(f"{approver or 'This responder'} is not one of this request's approvers.")
     if version is not None and seat.version != version:
-        return Reassigned(
+        return SeatReplaced(
             "This approver was replaced after this link or email was sent: it no longer answers it.",
             extra={"status": Status.PENDING},
         )
