@@ -228,3 +228,48 @@ class TestDecisionWebhook:
         assert body["decision"]["responder"] == POOL[1]
         assert body["waiting_for"] == [POOL[2]]
         assert Webhook.objects.count() == 1
+
+
+class TestPoolRules:
+    def test_a_rule_assigns_a_pool_with_its_policy(self, world: World) -> None:
+        from hitl.services import add_routing_rule
+
+        group = Group.objects.create(name="finance")
+        User.objects.create_user("fay", "fay@example.com", "pw").groups.add(group)
+        add_routing_rule(
+            world.deployment,
+            actor="t",
+            name="big",
+            method_pattern="approve_*",
+            approvers=["ann@example.com", "group:finance"],
+            policy="all",
+        )
+        created = world.create(method_name="approve_payment")
+        assert created["assignment"]["step"] == "rule_pool" and created["policy"] == "all"
+        assert [s["email"] for s in created["pool"]] == ["ann@example.com", "fay@example.com"]
+
+    @pytest.mark.parametrize(
+        "fields, code",
+        [
+            ({"approvers": ["group:empty"]}, "empty_group"),
+            ({"approvers": ["ann@example.com"], "policy": "quorum", "required": 2}, "required_too_large"),
+        ],
+    )
+    def test_a_rule_with_a_bad_pool_is_refused_at_save(self, world: World, fields: dict[str, Any], code: str) -> None:
+        from django.core.exceptions import ValidationError
+
+        from hitl.services import add_routing_rule
+
+        Group.objects.create(name="empty")
+        with pytest.raises(ValidationError) as caught:
+            add_routing_rule(world.deployment, actor="t", name="bad", **fields)
+        assert code in str(caught.value)
+
+    def test_the_audit_export_shows_each_decision(self, world: World) -> None:
+        created = world.create(approvers=POOL, policy="all")
+        decide(world, POOL[0], created["id"], outcome="approved", feedback="fine")
+        decide(world, POOL[1], created["id"], outcome="rejected")
+        response = world.client_for("key").get("/api/v1/audit/?format=jsonl")
+        exported = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+        lines = [line for line in exported.splitlines() if '"decision.recorded"' in line]
+        assert len(lines) == 2 and POOL[0] in lines[0] and "fine" in lines[0] and POOL[1] in lines[1]
