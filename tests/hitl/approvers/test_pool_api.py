@@ -273,3 +273,14 @@ class TestPoolRules:
         exported = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
         lines = [line for line in exported.splitlines() if '"decision.recorded"' in line]
         assert len(lines) == 2 and POOL[0] in lines[0] and "fine" in lines[0] and POOL[1] in lines[1]
+
+
+class TestAnalytics:
+    def test_decisions_are_counted_per_approver_with_their_response_time(self, world: World) -> None:
+        created = world.create(approvers=POOL, policy="all")
+        decide(world, POOL[0], created["id"], outcome="approved")
+        decide(world, POOL[1], created["id"], outcome="approved")
+        report = world.client_for("key").get("/api/v1/analytics/").json()
+        rows = {row["approver"]: row for row in report["by_approver"]}
+        assert set(rows) == set(POOL[:2]) and rows[POOL[0]]["decisions"] == 1
+        assert rows[POOL[0]]["mean_response_seconds"] is not None
