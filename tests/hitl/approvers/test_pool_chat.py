@@ -48,3 +48,24 @@ class TestSlackPool:
         assert "already decided" in said[2]
         reasons = [e.data["reason"] for e in AuditEvent.objects.filter(event_type="response.refused")]
         assert reasons == ["not_an_approver", "already_decided"]
+
+
+class TestTelegramPool:
+    def test_a_press_that_maps_to_no_approver_is_refused_and_audited(self, world: World, settings: Any) -> None:
+        from hitl.lib import crypto
+        from tests.hitl.channels.test_telegram import CHAT, TOKEN, buttons_of, press
+        from tests.support.telegram_fake import FakeTelegram, running
+
+        settings.HITL_EGRESS_ALLOWED_HOSTS = ["127.0.0.1"]
+        with running(FakeTelegram()) as bot:
+            settings.HITL_TELEGRAM_API_BASE = bot.url
+            world.deployment.telegram_chat_id = CHAT
+            world.deployment.telegram_bot_token = crypto.encrypt(TOKEN)
+            world.deployment.save()
+            created = world.create(channel="telegram", approvers=["ann@example.com", "bob@example.com"])
+            data = buttons_of(bot.called("sendMessage")[0])["Approved"]
+            response = press(world.deployment.pk, data, user="alice")
+        assert response.json()["text"].startswith("Not recorded: telegram:@alice is not one of")
+        assert HITLRequest.objects.get(pk=created["id"]).is_pending and not Decision.objects.exists()
+        refused = AuditEvent.objects.get(event_type="response.refused", target_id=created["id"])
+        assert refused.data["reason"] == "not_an_approver"
