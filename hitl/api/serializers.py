@@ -16,7 +16,7 @@ from hitl.results import empty_result
 from hitl.services.decisions import pending_result
 
 
-class DecisionSerializer(serializers.Serializer):
+class ApproverDecisionSerializer(serializers.Serializer):
     responder = serializers.CharField()
     outcome = serializers.CharField(allow_null=True)
     feedback = serializers.CharField(allow_blank=True)
@@ -46,7 +46,7 @@ class ResultSerializer(serializers.Serializer):
     method_name = serializers.CharField(allow_blank=True)
     output = serializers.CharField(allow_blank=True)
     edited_output = serializers.CharField(allow_null=True)
-    decisions = DecisionSerializer(many=True, required=False, help_text="Several approvers only (SPEC §13).")
+    decisions = ApproverDecisionSerializer(many=True, required=False, help_text="Several approvers only (SPEC §13).")
 
 
 def result_of(request: HITLRequest) -> dict[str, Any]:
