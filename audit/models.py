@@ -31,6 +31,7 @@ class EventType(models.TextChoices):
     REQUEST_CANCELLED = "request.cancelled", "Request cancelled"
     RESPONSE_SUBMITTED = "response.submitted", "Response submitted"
     RESPONSE_REFUSED = "response.refused", "Response refused"
+    DECISION_RECORDED = "decision.recorded", "Decision recorded (one of several approvers)"
     AUTO_RESPONDED = "request.auto_responded", "Auto-response"
     TIMED_OUT = "request.timed_out", "Request timed out"
     REQUEST_OVERDUE = "request.overdue", "Request overdue (SLA passed)"

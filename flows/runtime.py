@@ -116,6 +116,12 @@ class HumanStep:
     link_ttl: int | None = None
     editable: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Several approvers (SPEC §13): emails and "group:<name>"; policy any/all/quorum with `required`.
+    approvers: tuple[str, ...] = ()
+    policy: str = ""
+    required: int | None = None
+    veto: bool = True
+    requested_by: str = ""
 
 
 def human_feedback(
@@ -136,6 +142,11 @@ def human_feedback(
     link_ttl: int | None = None,
     editable: bool = False,
     metadata: dict[str, Any] | None = None,
+    approvers: list[str] | tuple[str, ...] | None = None,
+    policy: str = "",
+    required: int | None = None,
+    veto: bool = True,
+    requested_by: str = "",
     llm: Any = None,  # accepted for CrewAI compatibility; outcomes are matched exactly, no LLM needed
     **_ignored: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -157,6 +168,11 @@ def human_feedback(
         link_ttl=link_ttl,
         editable=editable,
         metadata=dict(metadata or {}),
+        approvers=tuple(approvers or ()),
+        policy=policy,
+        required=required,
+        veto=veto,
+        requested_by=requested_by,
     )
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -197,6 +213,7 @@ class HumanFeedbackResult:
     responder: str | None = None
     edited_output: str | None = None
     status: str = ""
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # several approvers (SPEC §13)
 
     @classmethod
     def from_result(cls, result: dict[str, Any], *, output: Any, status: str) -> HumanFeedbackResult:
@@ -217,6 +234,7 @@ class HumanFeedbackResult:
             responder=result.get("responder"),
             edited_output=result.get("edited_output"),
             status=status,
+            decisions=result.get("decisions") or [],
         )
 
     def to_json(self) -> dict[str, Any]:

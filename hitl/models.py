@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +12,17 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.lib.access import Action, request_scope
+from accounts.lib.access import (
+    RESPOND_PERM,
+    Action,
+    ApiKeyPrincipal,
+    LinkPrincipal,
+    deployments_for,
+    request_scope,
+)
 from accounts.models import Deployment
 from hitl.lib import crypto
-from hitl.lib.addresses import email_list_error
+from hitl.lib.addresses import clean_email, email_list_error
 from hitl.routing.conditions import ConditionError, parse_conditions
 
 
@@ -58,6 +66,15 @@ class Source(models.TextChoices):
     AUTO = "auto", "Auto"
 
 
+class Policy(models.TextChoices):
+    """How several approvers resolve a request (SPEC §13). Blank on a request means the classic single
+    assignee (no approver pool, no decision rows)."""
+
+    ANY = "any", "Any one approver"
+    ALL = "all", "Every approver"
+    QUORUM = "quorum", "A quorum (required) of approvers"
+
+
 class AssignmentStep(models.TextChoices):
     EXPLICIT = "explicit", "assign_to given with the request"
     RULE_INPUT = "rule_input", "Rule: assign_from_input (flow state)"
@@ -67,6 +84,91 @@ class AssignmentStep(models.TextChoices):
     ESCALATED = "escalated", "Escalated (no answer in time)"
     DELEGATED = "delegated", "Delegated by the assignee"
     CONDITION_ERROR = "condition_error", "A rule's condition could not be evaluated (deployment creator)"
+    POOL = "pool", "approvers given with the request"
+    RULE_POOL = "rule_pool", "Rule: approvers (a pool)"
+
+
+class PoolError(Exception):
+    """A pool that cannot decide anything (SPEC §13 "bad input"); `code` is stable."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class Seat:
+    email: str
+    via_group: str = ""
+
+
+def resolve_pool(entries: Any, *, exclude: str = "") -> list[Seat]:
+    """Emails and `group:<Django group name>` entries → the pool's seats, in order, each email once.
+    Groups resolve to their active members' emails now (at create, recorded on the seats). `exclude`
+    (the requester) is left out. Raises PoolError with a stable code."""
+    from django.contrib.auth.models import Group
+
+    if not isinstance(entries, list) or not entries:
+        raise PoolError("empty_pool", "approvers must be a non-empty list of emails and group:<name> entries.")
+    if len(entries) > MAX_POOL:
+        raise PoolError("pool_too_large", f"At most {MAX_POOL} approvers entries.")
+    seats: list[Seat] = []
+    seen: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise PoolError("invalid_approver", "Every approver is an email or group:<name>.")
+        entry = entry.strip()
+        if entry.lower().startswith("group:"):
+            name = entry[len("group:") :].strip()
+            group = Group.objects.filter(name=name).first()
+            if group is None:
+                raise PoolError("unknown_group", f"There is no group named {name!r}.")
+            emails = sorted(
+                {
+                    e.strip().lower()
+                    for e in group.user_set.filter(is_active=True).values_list("email", flat=True)
+                    if clean_email(e)
+                }
+            )
+            if not emails:
+                raise PoolError("empty_group", f"The group {name!r} has no members with an email address.")
+            found = [Seat(e, f"group:{name}") for e in emails]
+        else:
+            email = clean_email(entry)
+            if not email:
+                raise PoolError("invalid_approver", f"{entry!r} is not a valid email address (or group:<name>).")
+            found = [Seat(email.lower())]
+        for seat in found:
+            if seat.email not in seen:
+                seen.add(seat.email)
+                seats.append(seat)
+    if exclude:
+        kept = [seat for seat in seats if seat.email != exclude.lower()]
+        if not kept:
+            raise PoolError(
+                "self_approval", "requested_by is the only approver: nobody else could decide (no self-approval)."
+            )
+        seats = kept
+    if len(seats) > MAX_POOL:
+        raise PoolError("pool_too_large", f"At most {MAX_POOL} approvers.")
+    return seats
+
+
+def check_pool(seats: list[Seat], policy: str, required: int | None) -> None:
+    if policy not in Policy.values:
+        raise PoolError("invalid_policy", f"policy must be one of: {', '.join(Policy.values)}.")
+    if policy == Policy.QUORUM:
+        if required is None:
+            raise PoolError("required_missing", "quorum needs required (how many approvers must agree).")
+        if required < 1 or required > len(seats):
+            raise PoolError(
+                "required_too_large", f"required must be between 1 and the number of approvers ({len(seats)})."
+            )
+    elif required is not None:
+        raise PoolError("required_unused", "required is only used with policy quorum.")
+
+
+MAX_POOL = 100
 
 
 class RoutingRule(models.Model):
@@ -93,6 +195,16 @@ class RoutingRule(models.Model):
         max_length=200, blank=True, help_text="Dotted path into the flow state, e.g. account.owner.email."
     )
     assign_to_email = models.EmailField(blank=True)
+    approvers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Several approvers instead of one assignee (SPEC §13): a list of emails and "group:<name>".',
+    )
+    policy = models.CharField(
+        max_length=10, choices=Policy.choices, blank=True, help_text="With approvers: any (default), all, quorum."
+    )
+    required = models.PositiveSmallIntegerField(null=True, blank=True, help_text="quorum: how many must agree.")
+    veto = models.BooleanField(default=True, help_text="approval mode: one rejection resolves it at once.")
     reminder_after_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Overrides the deployment's reminder for requests this rule assigns."
     )
@@ -131,8 +243,13 @@ class RoutingRule(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
-        if not self.assign_from_input and not self.assign_to_email:
-            errors["assign_to_email"] = "Give an email, a state path (assign_from_input), or both."
+        if not self.assign_from_input and not self.assign_to_email and not self.approvers:
+            errors["assign_to_email"] = "Give an email, a state path (assign_from_input), approvers, or both."
+        if self.approvers or self.policy or self.required:
+            try:
+                check_pool(resolve_pool(self.approvers), self.policy or Policy.ANY, self.required)
+            except PoolError as exc:
+                errors["approvers" if exc.code != "required_too_large" else "required"] = f"{exc.detail} ({exc.code})"
         try:
             parse_conditions(self.conditions)
         except ConditionError as exc:
@@ -145,10 +262,38 @@ class RoutingRule(models.Model):
             raise ValidationError(errors)
 
 
+def _seat_scope(principal: Any, action: Action) -> Q | None:
+    """What an approver of a pooled request may see and answer besides `request_scope` (SPEC §13): the
+    requests where they hold an active seat (a respond permission on the deployment, or a magic link of
+    that very seat). None when it adds nothing."""
+    if principal is None or not getattr(principal, "is_authenticated", False) or action == "manage":
+        return None
+    if isinstance(principal, LinkPrincipal):
+        if not principal.email:
+            return None
+        seat = Approver.objects.filter(
+            request__pk=principal.request_id,
+            email=principal.email.lower(),
+            version=principal.assignment_version,
+            active=True,
+        )
+        return Q(pk=principal.request_id, pk__in=seat.values("request_id"))
+    if isinstance(principal, ApiKeyPrincipal) or principal.is_superuser or not principal.is_active:
+        return None
+    email = (getattr(principal, "email", "") or "").strip().lower()
+    responding = deployments_for(principal, RESPOND_PERM) if email else []
+    if not responding:
+        return None
+    seats = Approver.objects.filter(email=email, active=True).values("request_id")
+    return Q(deployment_id__in=responding, pk__in=seats)
+
+
 class HITLRequestQuerySet(models.QuerySet["HITLRequest"]):
     def restrict(self, principal: Any, action: Action = "view") -> HITLRequestQuerySet:
         """The one permission filter every page and endpoint applies (see accounts.lib.access)."""
-        return self.filter(request_scope(principal, action))
+        scope = request_scope(principal, action)
+        seats = _seat_scope(principal, action)
+        return self.filter(scope if seats is None else scope | seats)
 
     def pending(self) -> HITLRequestQuerySet:
         return self.filter(status=Status.PENDING)
@@ -191,6 +336,14 @@ class HITLRequest(models.Model):
     assignment_problems = models.JSONField(
         default=list, blank=True, help_text="Routing conditions that could not be evaluated (step condition_error)."
     )
+    # Several approvers (SPEC §13). `policy` blank: the classic single assignee, exactly as before.
+    approvers = models.JSONField(
+        default=list, blank=True, help_text="The pool as given: emails and group:<name> entries (SPEC §13)."
+    )
+    policy = models.CharField(max_length=10, choices=Policy.choices, blank=True)
+    required = models.PositiveSmallIntegerField(null=True, blank=True, help_text="quorum: matching decisions.")
+    veto = models.BooleanField(default=True, help_text="approval mode: one rejection resolves it at once.")
+    requested_by = models.EmailField(blank=True, help_text="Who asked; can never approve it (no self-approval).")
 
     # Not auto_now_add: create_request sets it to the same instant its deadlines count from.
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
@@ -239,6 +392,11 @@ class HITLRequest(models.Model):
     def is_pending(self) -> bool:
         return self.status == Status.PENDING
 
+    @property
+    def has_pool(self) -> bool:
+        """Whether the request is decided by a pool of approvers (SPEC §13), not a single assignee."""
+        return bool(self.policy)
+
     def option_names(self) -> list[str]:
         """The outcomes a response may carry in this request's mode."""
         if self.mode == Mode.APPROVAL:
@@ -263,6 +421,74 @@ class Resolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} by {self.responder or self.source}"
+
+
+class Approver(models.Model):
+    """One seat of a request's approver pool (SPEC §13). A reassignment ends a seat (`active` off) and
+    opens another; `version` is what this seat's capabilities (reply token, magic link) are bound to,
+    the request's `assignment_version` when the seat was opened, so replacing one approver ends that
+    approver's capabilities and nobody else's."""
+
+    request = models.ForeignKey(HITLRequest, on_delete=models.CASCADE, related_name="approver_seats")
+    email = models.EmailField()
+    via_group = models.CharField(max_length=150, blank=True, help_text="The group:<name> it came from, if any.")
+    position = models.PositiveSmallIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    replaced_by = models.EmailField(blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notification_error = models.TextField(blank=True, help_text="The last notification failure (a bounce, ...).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["request", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "email"], condition=Q(active=True), name="hitl_one_active_seat_per_email"
+            ),
+        ]
+        indexes = [models.Index(fields=["email", "active"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({'active' if self.active else 'replaced'})"
+
+
+class Decision(models.Model):
+    """One approver's decision on a pooled request (SPEC §13). The database refuses a second decision
+    by the same approver; it is written in the same transaction as its audit event."""
+
+    request = models.ForeignKey(HITLRequest, on_delete=models.CASCADE, related_name="decisions")
+    approver = models.EmailField(help_text="Whose decision it is (the seat's email).")
+    outcome = models.CharField(max_length=200, blank=True, null=True)
+    feedback = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    choices = models.JSONField(default=list, blank=True)
+    edited_output = models.TextField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    actor = models.CharField(max_length=254, blank=True, help_text="Who submitted it (a manager, the app).")
+    on_behalf_of = models.BooleanField(default=False)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["request", "decided_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="hitl_one_decision_per_approver"),
+        ]
+        indexes = [models.Index(fields=["approver", "decided_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.approver}: {self.outcome}"
+
+    def as_result(self) -> dict[str, Any]:
+        """The result's `decisions` entry."""
+        return {
+            "responder": self.approver,
+            "outcome": self.outcome,
+            "feedback": self.feedback,
+            "source": self.source,
+            "decided_at": self.decided_at.isoformat().replace("+00:00", "Z"),
+        }
 
 
 class ThrottleCounter(models.Model):
@@ -313,6 +539,7 @@ class WebhookEvent(models.TextChoices):
     AUTO_RESPONDED = "request_auto_responded", "Auto-responded"
     TIMED_OUT = "request_timed_out", "Timed out"
     CANCELLED = "request_cancelled", "Cancelled"
+    DECISION_RECORDED = "decision_recorded", "Decision recorded (several approvers)"
 
 
 def _default_max_retries() -> int:
@@ -382,6 +609,9 @@ class WebhookDelivery(models.Model):
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     request = models.ForeignKey("HITLRequest", on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=40, choices=WebhookEvent.choices)
+    decision = models.ForeignKey(
+        "Decision", null=True, blank=True, on_delete=models.CASCADE, help_text="decision_recorded: which one."
+    )
     message_id = models.CharField(max_length=64, unique=True, help_text="The webhook-id header.")
     body = models.TextField(help_text="The exact JSON sent (the signatures cover these bytes).")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -398,7 +628,15 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # One delivery per webhook, request and event: a retried task finds the existing row.
-            models.UniqueConstraint(fields=["webhook", "request", "event"], name="hitl_delivery_once"),
+            models.UniqueConstraint(
+                fields=["webhook", "request", "event"], condition=Q(decision__isnull=True), name="hitl_delivery_once"
+            ),
+            # decision_recorded is sent once per decision (SPEC §13), so several per request.
+            models.UniqueConstraint(
+                fields=["webhook", "decision"],
+                condition=Q(decision__isnull=False),
+                name="hitl_delivery_once_per_decision",
+            ),
         ]
         indexes = [
             # The sweeper's query: pending deliveries whose next attempt is due.

@@ -74,9 +74,17 @@ def _create_review(run: FlowRun, spec: MethodSpec, step: HumanStep, output: Any,
         ("timeout", step.timeout),
         ("default_outcome", step.default_outcome),
         ("link_ttl", step.link_ttl),
+        ("policy", step.policy),
+        ("required", step.required),
+        ("requested_by", step.requested_by),
     ):
         if value:
             data[key] = value
+    if step.approvers:
+        data["approvers"] = list(step.approvers)
+        data.pop("assign_to", None)
+    if not step.veto:
+        data["veto"] = False
     return services.create_request(run.deployment, data, actor=f"flow:{run.flow_name}", source="flow")
 
 

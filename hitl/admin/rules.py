@@ -117,6 +117,10 @@ class RoutingRuleForm(SlackSettingsForm, TelegramTokenForm):
             "conditions",
             "assign_from_input",
             "assign_to_email",
+            "approvers",
+            "policy",
+            "required",
+            "veto",
             "reminder_after_minutes",
             "escalation_after_minutes",
             "escalation_emails",
@@ -133,6 +137,7 @@ class RoutingRuleAdmin(RoutingTesterMixin, admin.ModelAdmin):
         (None, {"fields": ("deployment", "name", "enabled", "priority")}),
         ("Match", {"fields": ("method_pattern", "flow_pattern", "conditions")}),
         ("Assign", {"fields": ("assign_from_input", "assign_to_email")}),
+        ("Several approvers (SPEC §13)", {"fields": ("approvers", "policy", "required", "veto")}),
         (
             "Reminders and escalation",
             {"fields": ("reminder_after_minutes", "escalation_after_minutes", "escalation_emails")},

@@ -188,7 +188,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         # A callback URL can answer the request: only those who may act on deliveries see it (§10).
         return [("body_without_capabilities" if name == "body" else name) for name in names]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_readonly_fields(request, obj)
 
     @admin.display(description="Body")

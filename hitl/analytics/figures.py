@@ -347,6 +347,30 @@ class Analytics:
             for outcome, r in ranked
         ]
 
+    def by_approver(self) -> list[dict[str, Any]]:
+        """Several approvers (SPEC §13): decisions per approver of the requests created in the period,
+        with each approver's own response time (decided − created), in SQL."""
+        from django.db.models import Avg, DurationField, ExpressionWrapper
+
+        from hitl.models import Decision
+
+        took = ExpressionWrapper(F("decided_at") - F("request__created_at"), output_field=DurationField())
+        rows = (
+            Decision.objects.filter(request__in=self.requests.filter(self.in_created).values("pk"))
+            .order_by()
+            .values("approver")
+            .annotate(decisions=Count("pk"), mean=Avg(took))
+            .order_by("-decisions", "approver")
+        )
+        return [
+            {
+                "approver": row["approver"],
+                "decisions": row["decisions"],
+                "mean_response_seconds": _seconds(row["mean"].total_seconds()) if row["mean"] is not None else None,
+            }
+            for row in rows
+        ]
+
     def channels(self) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}
         for _, source, _, n in self._answers():
@@ -370,5 +394,6 @@ class Analytics:
             "by_period": self.by_period(),
             "decisions": self.decisions(),
             "channels": self.channels(),
+            "by_approver": self.by_approver(),
             **{f"by_{dimension}": self.by_dimension(dimension) for dimension in DIMENSIONS},
         }

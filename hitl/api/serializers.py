@@ -11,8 +11,24 @@ from rest_framework import serializers
 
 from accounts.lib.access import may_hold_capabilities
 from hitl.lib.links import callback_url
-from hitl.models import Channel, HITLRequest, Mode, OnTimeout
+from hitl.models import Channel, HITLRequest, Mode, OnTimeout, Policy
 from hitl.results import empty_result
+from hitl.services.decisions import pending_result
+
+
+class ApproverDecisionSerializer(serializers.Serializer):
+    responder = serializers.CharField()
+    outcome = serializers.CharField(allow_null=True)
+    feedback = serializers.CharField(allow_blank=True)
+    source = serializers.CharField()  # type: ignore[assignment]
+    decided_at = serializers.CharField()
+
+
+class SeatSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    via_group = serializers.CharField(allow_blank=True)
+    decided = serializers.BooleanField()
+    notification_error = serializers.CharField(allow_blank=True, help_text="Its last failed notification (a bounce).")
 
 
 class ResultSerializer(serializers.Serializer):
@@ -30,11 +46,14 @@ class ResultSerializer(serializers.Serializer):
     method_name = serializers.CharField(allow_blank=True)
     output = serializers.CharField(allow_blank=True)
     edited_output = serializers.CharField(allow_null=True)
+    decisions = ApproverDecisionSerializer(many=True, required=False, help_text="Several approvers only (SPEC §13).")
 
 
 def result_of(request: HITLRequest) -> dict[str, Any]:
     resolution = getattr(request, "resolution", None) if not request.is_pending else None
-    return resolution.result if resolution is not None else empty_result(request)
+    if resolution is not None:
+        return resolution.result
+    return pending_result(request) if request.has_pool else empty_result(request)
 
 
 class RequestSerializer(serializers.ModelSerializer):
@@ -45,6 +64,12 @@ class RequestSerializer(serializers.ModelSerializer):
     assignment = serializers.SerializerMethodField()
     callback_url = serializers.SerializerMethodField()
     result = serializers.SerializerMethodField()
+    pool = serializers.SerializerMethodField()
+    approvers = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="The pool as given (emails, group:<name>)."
+    )
+    policy = serializers.CharField(read_only=True, help_text='any, all, quorum; "" for a single assignee.')
+    requested_by = serializers.CharField(read_only=True, help_text='Who asked (can never approve it), or "".')
 
     class Meta:
         model = HITLRequest
@@ -69,6 +94,12 @@ class RequestSerializer(serializers.ModelSerializer):
             "on_timeout",
             "link_ttl",
             "editable",
+            "approvers",
+            "policy",
+            "required",
+            "veto",
+            "requested_by",
+            "pool",
             "status",
             "assigned_to_email",
             "assignment",
@@ -117,6 +148,22 @@ class RequestSerializer(serializers.ModelSerializer):
             shown["condition_errors"] = obj.assignment_problems
         return shown
 
+    @extend_schema_field(SeatSerializer(many=True))
+    def get_pool(self, obj: HITLRequest) -> list[dict[str, Any]]:
+        """Who is in the pool (groups resolved at create), and who has decided (SPEC §13); [] classic."""
+        if not obj.has_pool:
+            return []
+        decided = set(obj.decisions.values_list("approver", flat=True))
+        return [
+            {
+                "email": seat.email,
+                "via_group": seat.via_group,
+                "decided": seat.email in decided,
+                "notification_error": seat.notification_error,
+            }
+            for seat in obj.approver_seats.filter(active=True).order_by("position", "id")
+        ]
+
     @extend_schema_field({"type": "string", "description": "Only for full keys and managers (SPEC §10)."})
     def get_callback_url(self, obj: HITLRequest) -> str:
         return callback_url(obj)
@@ -160,6 +207,17 @@ class RequestCreateSerializer(serializers.Serializer):
     on_timeout = serializers.ChoiceField(choices=OnTimeout.choices, required=False)
     link_ttl = serializers.IntegerField(required=False, min_value=1)
     editable = serializers.BooleanField(required=False)
+    approvers = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Several approvers (SPEC §13): emails and group:<name>; replaces assign_to.",
+    )
+    policy = serializers.ChoiceField(choices=Policy.choices, required=False, help_text="any (default), all, quorum.")
+    required = serializers.IntegerField(  # type: ignore[assignment]
+        required=False, min_value=1, help_text="quorum: how many must agree."
+    )
+    veto = serializers.BooleanField(required=False, help_text="approval mode: one rejection resolves (default true).")
+    requested_by = serializers.EmailField(required=False, help_text="Who asked: can never approve it.")
 
 
 class RespondSerializer(serializers.Serializer):
@@ -168,6 +226,11 @@ class RespondSerializer(serializers.Serializer):
     choice_id = serializers.JSONField(required=False, help_text="An option id, or a list of them when multiple.")
     text = serializers.CharField(required=False, allow_blank=True, default="")
     edited_output = serializers.CharField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.EmailField(
+        required=False,
+        default="",
+        help_text="Several approvers (SPEC §13): decide as this approver (managers, the integrating app); audited.",
+    )
 
 
 class CallbackSerializer(RespondSerializer):
@@ -180,4 +243,7 @@ class CancelSerializer(serializers.Serializer):
 
 class ReassignSerializer(serializers.Serializer):
     email = serializers.EmailField()
+    replace = serializers.EmailField(
+        required=False, default="", help_text="Several approvers (SPEC §13): the approver this one replaces."
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -20,7 +20,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope, on_behalf_of, principal_label
+from accounts.lib.access import (
+    Action,
+    ApiKeyPrincipal,
+    deployment_scope,
+    may_hold_capabilities,
+    on_behalf_of,
+    principal_label,
+)
 from accounts.models import ApiKey, Deployment
 from hitl import services
 from hitl.api.serializers import (
@@ -224,6 +231,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = RespondSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         label = principal_label(request.user)
+        if obj.has_pool:
+            return Response(self._decide(obj, body.validated_data, label))
         resolution = services.respond_to_request(
             obj.pk,
             _answer(body.validated_data),
@@ -232,6 +241,22 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             on_behalf_of=on_behalf_of(request.user, obj.assigned_to_email),
         )
         return Response(resolution.result)
+
+    def _decide(self, obj: HITLRequest, data: dict[str, Any], label: str) -> dict[str, Any]:
+        """One approver's decision on a pooled request (SPEC §13): a signed-in approver decides as
+        themselves; `on_behalf_of` names another approver, for managers of the deployment and full
+        keys (the integrating app) only. The result as it stands is returned (`decisions` so far)."""
+        principal = self.request.user
+        is_key = isinstance(principal, ApiKeyPrincipal)
+        behalf = (data.get("on_behalf_of") or "").strip().lower()
+        if behalf == label:
+            behalf = ""
+        if behalf and not is_key and not may_hold_capabilities(principal, obj.deployment_id):
+            services.refuse_decision(obj.pk, actor=label, source=Source.API, reason="not_a_manager", approver=behalf)
+        resolution = services.respond_to_request(
+            obj.pk, _answer(data), responder=label, source=Source.API, on_behalf_of=behalf, app=is_key
+        )
+        return dict(resolution.result)
 
     @idempotent
     @extend_schema(request=CancelSerializer, responses={200: RequestSerializer, **ERRORS})
@@ -257,6 +282,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             note=body.validated_data["note"],
             actor=principal_label(request.user),
             source=Source.API,
+            replace=body.validated_data["replace"],
         )
         return Response(self._shown(self.get_queryset().get(pk=obj.pk)))
 
@@ -284,7 +310,15 @@ class CallbackView(APIView):
         # declares (kept as metadata, never as the responder).
         metadata = {"callback_source": body.validated_data["source"]} if body.validated_data["source"] else {}
         responder = callback_principal(target.deployment)
+        # Several approvers (SPEC §13): the app answers an `any` request as itself, or names the approver
+        # it speaks for (on_behalf_of, audited); refused otherwise (approver_required).
+        behalf = (body.validated_data.get("on_behalf_of") or "").strip().lower() if target.has_pool else ""
         resolution = services.respond_to_request(
-            request_id, _answer(body.validated_data, metadata), responder=responder, source=Source.API
+            request_id,
+            _answer(body.validated_data, metadata),
+            responder=responder,
+            source=Source.API,
+            on_behalf_of=behalf,
+            app=target.has_pool,
         )
         return Response(resolution.result)

@@ -15,8 +15,8 @@ from hitl.lib import emails
 from hitl.lib.links import magic_link_url
 from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.lib.reply_tokens import reply_address
+from hitl.models import Approver, Decision, HITLRequest, Mode
 from hitl.models import Channel as ChannelChoice
-from hitl.models import HITLRequest, Mode
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ class EmailChannel(Channel):
     def notify(self, request: HITLRequest, event: str) -> None:
         if not request.is_pending:
             return  # answered before the task ran: nothing to ask any more
+        if request.has_pool:
+            self._notify_pool(request, event)
+            return
         to = request.assigned_to_email
         headers = dict(AUTOMATED_HEADERS)
         if event == Event.NEW_REQUEST:
@@ -121,3 +124,61 @@ class EmailChannel(Channel):
             raise error from exc
         HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
         record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})
+
+    def _notify_pool(self, request: HITLRequest, event: str) -> None:
+        """Several approvers (SPEC §13): each seat gets its own email, reply token and magic link, bound
+        to that seat (its email and version). A new request or a reassignment mails the seats not yet
+        notified (so a retried task does not mail twice); reminders and resends go to every approver
+        who has not decided. A failure is recorded on its seat and the request; the others still go."""
+        from django.db.models import Exists, OuterRef
+
+        seats = Approver.objects.filter(request_id=request.pk, active=True).annotate(
+            decided=Exists(Decision.objects.filter(request_id=request.pk, approver=OuterRef("email")))
+        )
+        seats = seats.filter(decided=False).order_by("position", "id")
+        if event in (Event.NEW_REQUEST, Event.REASSIGNED):
+            seats = seats.filter(notified_at__isnull=True)
+        try:
+            base = {**request_context(request), "event": event}
+        except ChannelError as exc:
+            record_failure(request, "email", event, exc.detail)
+            exc.recorded = True
+            raise
+        pool_size = Approver.objects.filter(request_id=request.pk, active=True).count()
+        failed: list[str] = []
+        for seat in seats:
+            context = {
+                **base,
+                "magic_link": magic_link_url(request, seat.email, version=seat.version),
+                "pool": {"size": pool_size, "policy": request.policy, "required": request.required},
+            }
+            headers = dict(AUTOMATED_HEADERS)
+            if event == Event.NEW_REQUEST:
+                headers["Message-ID"] = emails.thread_id(request.pk, seat.email)
+            else:
+                headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk, seat.email)
+            message = emails.build(
+                "notification",
+                context,
+                to=seat.email,
+                reply_to=reply_address(request.pk, seat.email, seat.version),
+                headers=headers,
+            )
+            try:
+                message.send()
+            except Exception as exc:  # a bounce at send time, an ESP failure: recorded on the seat
+                detail = f"{type(exc).__name__}: {exc}"[:1000]
+                Approver.objects.filter(pk=seat.pk).update(notification_error=detail)
+                record_failure(request, "email", event, detail, to=seat.email)
+                failed.append(detail)
+                continue
+            now = timezone.now()
+            Approver.objects.filter(pk=seat.pk).update(notified_at=now, notification_error="")
+            HITLRequest.objects.filter(pk=request.pk).update(notified_at=now)
+            record_event(
+                EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": seat.email, "event": event}
+            )
+        if failed:
+            error = ChannelError(failed[0], retryable=True)
+            error.recorded = True
+            raise error

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
-from hitl.channels.webhook_payloads import build_payload, encode
+from hitl.channels.webhook_payloads import build_payload, decision_payload, encode
 from hitl.lib import crypto, http
 from hitl.lib.errors import InvalidInput
 from hitl.lib.queue import enqueue, enqueue_in
@@ -121,8 +121,8 @@ def stage_deliveries(request: HITLRequest, event: str) -> list[int]:
 
     Runs inside the caller's transaction: the rows commit with the change they announce, or not at all.
     """
-    if event not in WebhookEvent.values:
-        return []
+    if event not in WebhookEvent.values or event == WebhookEvent.DECISION_RECORDED:
+        return []  # decision_recorded is staged per decision (stage_decision_deliveries)
     hooks = [
         hook for hook in Webhook.objects.filter(deployment_id=request.deployment_id, active=True) if hook.wants(event)
     ]
@@ -140,6 +140,37 @@ def stage_deliveries(request: HITLRequest, event: str) -> list[int]:
             request=request,
             event=event,
             defaults={
+                "message_id": f"msg_{uuid.uuid4().hex}",
+                "body": body,
+                "retries_left": hook.max_retries,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
+        )
+        if created:
+            ids.append(delivery.pk)
+    return ids
+
+
+def stage_decision_deliveries(request: HITLRequest, decision: Any, decisions: list[Any]) -> list[int]:
+    """`decision_recorded` (SPEC §13): one delivery per subscribed webhook for a decision that does not
+    yet resolve the request, in the decision's transaction; one per decision (not per request)."""
+    event = WebhookEvent.DECISION_RECORDED
+    hooks = [
+        hook for hook in Webhook.objects.filter(deployment_id=request.deployment_id, active=True) if hook.wants(event)
+    ]
+    if not hooks:
+        return []
+    body = encode(decision_payload(request, decision, decisions))
+    now = timezone.now()
+    ids: list[int] = []
+    for hook in hooks:
+        delivery, created = WebhookDelivery.objects.get_or_create(
+            webhook=hook,
+            decision=decision,
+            defaults={
+                "request": request,
+                "event": event,
                 "message_id": f"msg_{uuid.uuid4().hex}",
                 "body": body,
                 "retries_left": hook.max_retries,

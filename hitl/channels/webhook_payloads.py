@@ -56,6 +56,23 @@ def build_payload(request: HITLRequest, event: str, resolution: Resolution | Non
     }
 
 
+def decision_payload(request: HITLRequest, decision: Any, decisions: list[Any]) -> dict[str, Any]:
+    """`decision_recorded` (SPEC §13): one approver decided, the request is still pending."""
+    from hitl.results import empty_result
+
+    decided = {d.approver for d in decisions}
+    return {
+        "event": "decision_recorded",
+        "request": {**request_object(request), "status": "pending", "policy": request.policy},
+        "deployment": deployment_object(request),
+        "assigned_to_email": request.assigned_to_email,
+        "decision": decision.as_result(),
+        "decisions": [d.as_result() for d in decisions],
+        "waiting_for": [seat.email for seat in request.approver_seats.filter(active=True) if seat.email not in decided],
+        "result": {**empty_result(request), "decisions": [d.as_result() for d in decisions]},
+    }
+
+
 def encode(payload: dict[str, Any]) -> str:
     """The body as sent and signed. Stored as text, so every retry sends the very same bytes."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

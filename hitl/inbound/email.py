@@ -301,8 +301,10 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
             "Please reply to the original notification email, or use the link in it.",
         )
     # The MAC binds the request's state: once it leaves pending, its tokens no longer verify as is.
-    state = token_state(request.status, request.assignment_version)
-    verdict = check(token, sender=sender, authorised=request.assigned_to_email, state=state)
+    # Several approvers (SPEC §13): the token is the sender's own seat's (its email and version).
+    capability = services.capability_for(request, sender)
+    state = token_state(request.status, capability.version)
+    verdict = check(token, sender=sender, authorised=capability.email, state=state)
     if verdict is Verdict.FORGED and not request.is_pending:
         # Tell "already answered" (a real token of ours, minted while pending) from a forgery.
         verdict = Verdict.VALID if _authentic_for_resolved(token, sender) else Verdict.FORGED
@@ -314,7 +316,7 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
             request=request,
         )
     if verdict is Verdict.WRONG_SENDER or (
-        verdict in (Verdict.VALID, Verdict.EXPIRED) and sender != request.assigned_to_email
+        verdict in (Verdict.VALID, Verdict.EXPIRED) and sender != capability.email
     ):
         raise SenderFault(
             "wrong_sender",
@@ -333,8 +335,12 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
     answer = services.Answer(text=text) if request.mode == Mode.TEXT else services.Answer(feedback=text)
     try:
         resolution = services.respond_to_request(
-            request.pk, answer, responder=sender, source=Source.EMAIL, assignment_version=request.assignment_version
+            request.pk, answer, responder=sender, source=Source.EMAIL, assignment_version=capability.version
         )
+    except services.DecisionRefused as exc:  # several approvers: already decided, replaced, ... (audited)
+        fault = SenderFault(exc.code, exc.detail, "Nothing more is needed from you for this request.", request=request)
+        fault.audited = True
+        raise fault from None
     except NotPending:
         fault = _already_answered(request)
         fault.audited = True

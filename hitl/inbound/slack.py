@@ -229,7 +229,19 @@ def process_interaction(deployment_id: int, origin: str, payload: dict[str, Any]
         logger.warning("slack users.info failed: %s", exc.detail)
         reply("Not recorded: Slack could not tell us who you are just now; please try again.")
         return
-    if email.lower() != request.assigned_to_email.lower():
+    if request.has_pool:
+        # Several approvers (SPEC §13): the presser's verified email must hold a seat; the decision,
+        # its link and every refusal (already decided, self-approval) are that approver's.
+        seat = services.capability_for(request, email)
+        if seat.version < 0:
+            _refuse(request, actor, "not_an_approver", email=email.lower())
+            reply(f"Not recorded: {email} is not one of this request's approvers.")
+            return
+        if kind == slack.ACTION_LINK:
+            link = magic_link_url(request, seat.email, version=seat.version)
+            reply(f"Your private link to the review page (do not share it): {link}")
+            return
+    elif email.lower() != request.assigned_to_email.lower():
         _refuse(request, actor, "not_assignee", email=email.lower())
         reply(
             f"Not recorded: this request is for {request.assigned_to_email}, and your Slack account's email is {email}."

@@ -46,6 +46,12 @@ def render_text(template_name: str, context: dict[str, Any]) -> str:
     return backend.engine.get_template(template_name).render(Context(context, autoescape=False))
 
 
-def thread_id(request_id: Any) -> str:
-    """The Message-ID of a request's notification; replies and confirmations point back to it."""
+def thread_id(request_id: Any, who: str = "") -> str:
+    """The Message-ID of a request's notification; replies and confirmations point back to it. With
+    several approvers (SPEC §13) each gets their own (`who`), since each email is a message of its own."""
+    if who:
+        import hashlib
+
+        tag = hashlib.sha256(who.lower().encode()).hexdigest()[:10]
+        return f"<hitl-{request_id}-{tag}@{settings.HITL_INBOUND_DOMAIN}>"
     return f"<hitl-{request_id}@{settings.HITL_INBOUND_DOMAIN}>"

@@ -55,10 +55,12 @@ def callback_url(request: HITLRequest) -> str:
 MAGIC_PURPOSE = "magic"
 
 
-def magic_link_token(request: HITLRequest, email: str, ttl: int | None = None) -> str:
-    """A link for `email` to open (GET: view + confirm form) and answer (POST) the request, no account."""
+def magic_link_token(request: HITLRequest, email: str, ttl: int | None = None, version: int | None = None) -> str:
+    """A link for `email` to open (GET: view + confirm form) and answer (POST) the request, no account.
+    `version` is the assignment it is for (an approver's seat, SPEC §13); else the request's."""
     lifetime = ttl or request.link_ttl_seconds or settings.HITL_REPLY_TOKEN_TTL
-    return signing.sign(MAGIC_PURPOSE, *magic_parts(request.pk, email, request.assignment_version), ttl=lifetime)
+    version = request.assignment_version if version is None else version
+    return signing.sign(MAGIC_PURPOSE, *magic_parts(request.pk, email, version), ttl=lifetime)
 
 
 def magic_parts(request_id: Any, email: str, assignment_version: int) -> tuple[str, ...]:
@@ -68,10 +70,10 @@ def magic_parts(request_id: Any, email: str, assignment_version: int) -> tuple[s
     return (str(request_id), email.lower(), *version)
 
 
-def magic_link_url(request: HITLRequest, email: str | None = None) -> str:
+def magic_link_url(request: HITLRequest, email: str | None = None, version: int | None = None) -> str:
     """`/r/<request id>/<email-b64>/<token>/` on HITL_BASE_URL (the review page's magic-link route)."""
     import base64
 
     address = (email or request.assigned_to_email).lower()
     encoded = base64.urlsafe_b64encode(address.encode()).decode().rstrip("=")
-    return absolute(f"/r/{request.pk}/{encoded}/{magic_link_token(request, address)}/")
+    return absolute(f"/r/{request.pk}/{encoded}/{magic_link_token(request, address, version=version)}/")

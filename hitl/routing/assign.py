@@ -62,6 +62,9 @@ def choose_assignee(
             return Assignment(creator, "condition_error", rule, tuple(problems))
         if not verdict:
             continue
+        if rule.approvers:
+            # A pool rule (SPEC §13): the seats are resolved by create_request; the first is the assignee.
+            return Assignment("", "rule_pool", rule)
         if rule.assign_from_input:
             email = clean_email(resolve_path(state or {}, rule.assign_from_input, None))
             if email:

@@ -48,7 +48,11 @@ def evaluate_rules(
             continue
         decided = True
         note = "matches"
-        if rule.assign_from_input:
+        if rule.approvers:
+            policy = rule.policy or "any"
+            quorum = f" ({rule.required} must agree)" if policy == "quorum" else ""
+            note = f"matches; approvers {', '.join(map(str, rule.approvers))}, policy {policy}{quorum}"
+        elif rule.assign_from_input:
             value = resolve_path(state, rule.assign_from_input, None)
             email = clean_email(value)
             note = (

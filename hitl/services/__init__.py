@@ -9,6 +9,7 @@ from hitl.services.answers import MAX_FEEDBACK, Answer, interpret_answer
 from hitl.services.assign import delegate_request, reassign_request
 from hitl.services.create import create_request
 from hitl.services.deadlines import escalate_request, mark_overdue, remind_assignee
+from hitl.services.decisions import DecisionRefused, capability_for, refuse_decision
 from hitl.services.notify import resend_notification
 from hitl.services.resolve import cancel_request, describe_resolution, expire_request, respond_to_request
 from hitl.services.rules import add_routing_rule
@@ -16,6 +17,8 @@ from hitl.services.rules import add_routing_rule
 __all__ = [
     "MAX_FEEDBACK",
     "Answer",
+    "DecisionRefused",
+    "capability_for",
     "add_routing_rule",
     "cancel_request",
     "create_request",
@@ -26,6 +29,7 @@ __all__ = [
     "interpret_answer",
     "mark_overdue",
     "reassign_request",
+    "refuse_decision",
     "remind_assignee",
     "resend_notification",
     "respond_to_request",

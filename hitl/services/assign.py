@@ -15,18 +15,23 @@ from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.lib.addresses import clean_email
 from hitl.lib.errors import InvalidInput, NotAllowed
-from hitl.models import AssignmentStep, HITLRequest, Source, Status
+from hitl.models import Approver, AssignmentStep, Decision, HITLRequest, Source, Status
 from hitl.services.resolve import _refuse
 
 
 def reassign_request(
-    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.API
+    request_id: Any, *, email: str, actor: str, note: str = "", source: str = Source.API, replace: str = ""
 ) -> HITLRequest:
+    """Give a pending request to `email`. With several approvers (SPEC §13) it replaces one approver
+    (`replace`, needed when the pool has more than one): that approver's capabilities end, the others'
+    stay, and only the new approver is notified."""
     new_email = clean_email(email)
     if not new_email:
         raise InvalidInput({"email": ["Must be a valid email address."]})
     with transaction.atomic():
         request = HITLRequest.objects.select_for_update().get(pk=request_id)
+        if request.is_pending and request.has_pool:
+            return _replace_approver(request, old=replace, new=new_email, actor=actor, source=source, note=note)
         if request.is_pending and _reassign(
             request,
             new_email=new_email,
@@ -55,6 +60,11 @@ def delegate_request(
     with transaction.atomic():
         request = HITLRequest.objects.select_for_update().get(pk=request_id)
         current = request.assigned_to_email.lower()
+        if request.is_pending and request.has_pool:
+            # An approver hands their own seat over (SPEC §13); a stranger has no seat to hand over.
+            if not Approver.objects.filter(request_id=request.pk, email=actor.lower(), active=True).exists():
+                raise NotAllowed("Only an approver can delegate their decision.", code="not_an_approver")
+            return _replace_approver(request, old=actor, new=new_email, actor=actor, source=source, note=note)
         if not request.is_pending:
             refusal = "not_pending"
         elif actor.lower() != current:
@@ -85,6 +95,48 @@ def delegate_request(
     if refusal == "not_assignee":
         raise NotAllowed("Only the assignee can delegate this request.", code="not_assignee")
     raise NotAllowed("The request was reassigned meanwhile.", code="not_assignee")
+
+
+def _replace_approver(request: HITLRequest, *, old: str, new: str, actor: str, source: str, note: str) -> HITLRequest:
+    """One approver's seat ends and another opens, under the request's row lock (the caller's)."""
+    from hitl.services.decisions import AlreadyDecided
+
+    seats = list(Approver.objects.filter(request_id=request.pk, active=True).order_by("position", "id"))
+    old = (clean_email(old) or "") if old else (seats[0].email if len(seats) == 1 else "")
+    if not old:
+        raise InvalidInput(
+            {"replace": ["Name the approver to replace (the pool has several)."]}, code="replace_required"
+        )
+    seat = next((s for s in seats if s.email == old), None)
+    if seat is None:
+        raise InvalidInput({"replace": [f"{old} is not one of this request's approvers."]}, code="not_an_approver")
+    if Decision.objects.filter(request_id=request.pk, approver=old).exists():
+        raise AlreadyDecided(f"{old} has already decided; a decision is never replaced.")
+    if request.requested_by and new == request.requested_by.lower():
+        raise InvalidInput({"email": ["The requester cannot approve their own request."]}, code="self_approval")
+    if any(s.email == new for s in seats):
+        raise InvalidInput({"email": [f"{new} is already an approver of this request."]}, code="already_an_approver")
+    now = timezone.now()
+    HITLRequest.objects.filter(pk=request.pk).update(
+        assignment_version=F("assignment_version") + 1, assignment_step=AssignmentStep.REASSIGNED, updated_at=now
+    )
+    request.refresh_from_db()
+    Approver.objects.filter(pk=seat.pk).update(active=False, replaced_by=new, ended_at=now)
+    Approver.objects.create(
+        request=request, email=new, position=seat.position, version=request.assignment_version, created_at=now
+    )
+    if request.assigned_to_email == old:
+        HITLRequest.objects.filter(pk=request.pk).update(assigned_to_email=new)
+        request.assigned_to_email = new
+    record_event(
+        EventType.REQUEST_REASSIGNED,
+        actor=actor,
+        source=source,
+        target=request,
+        data={"from": old, "to": new, "note": note, "approver_replaced": True},
+    )
+    announce(request, Event.REASSIGNED)
+    return request
 
 
 def _reassign(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +17,22 @@ from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.channels.telegram import target_of
 from hitl.lib.errors import InvalidInput
-from hitl.models import Channel, HITLRequest, Mode, Source
-from hitl.routing.assign import choose_assignee
+from hitl.models import (
+    Approver,
+    AssignmentStep,
+    Channel,
+    HITLRequest,
+    Mode,
+    Policy,
+    PoolError,
+    Seat,
+    Source,
+    check_pool,
+    resolve_pool,
+)
+from hitl.routing.assign import Assignment, choose_assignee
 from hitl.services.deadlines import follow_up
-from hitl.services.request_input import validate_request_input
+from hitl.services.request_input import RequestInput, validate_request_input
 
 
 @transaction.atomic
@@ -58,6 +71,11 @@ def create_request(
         state=clean.state,
         explicit=clean.assign_to or None,
     )
+    pool = _pool_of(clean, assignment)
+    if pool is not None:
+        # The first seat is the request's assignee (inbox, Telegram/Slack targets); every seat decides.
+        step = AssignmentStep.POOL if clean.approvers is not None else assignment.step
+        assignment = Assignment(pool.seats[0].email, step, assignment.rule, assignment.problems)
     if clean.channel == Channel.SLACK:
         slack.require_configured(deployment, assignment.rule)
     if clean.channel == Channel.TELEGRAM and target_of(deployment, assignment.rule) is None:
@@ -98,11 +116,21 @@ def create_request(
         assigned_rule_name=assignment.rule.name if assignment.rule else "",
         assignment_step=assignment.step,
         assignment_problems=list(assignment.problems),
+        approvers=pool.entries if pool else [],
+        policy=pool.policy if pool else "",
+        required=pool.required if pool else None,
+        veto=pool.veto if pool else True,
+        requested_by=clean.requested_by,
         due_at=now + timedelta(seconds=timeout) if timeout else None,
         sla_due_at=(now + timedelta(minutes=deployment.sla_target_minutes) if deployment.sla_target_minutes else None),
         reminder_due_at=follow.reminder_due(now),
         escalation_due_at=follow.escalation_due(now, level=0),
     )
+    if pool is not None:
+        Approver.objects.bulk_create(
+            Approver(request=request, email=seat.email, via_group=seat.via_group, position=index, created_at=now)
+            for index, seat in enumerate(pool.seats)
+        )
     # Stage the outbox first: the audit append takes the chain's lock, held to COMMIT, so it comes last.
     announce(request, Event.NEW_REQUEST)
     record_events(  # one append to the chain for both
@@ -125,8 +153,56 @@ def create_request(
                     "rule_id": assignment.rule.pk if assignment.rule else None,
                     "rule_name": request.assigned_rule_name,
                     **({"condition_errors": list(assignment.problems)} if assignment.problems else {}),
+                    **(pool.audit_data() if pool else {}),
                 },
             },
         ]
     )
     return request
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The approvers of a new request (SPEC §13), resolved: groups to their members' emails, the
+    requester left out."""
+
+    entries: list[str]
+    seats: list[Seat]
+    policy: str
+    required: int | None
+    veto: bool
+
+    def audit_data(self) -> dict[str, Any]:
+        return {
+            "approvers": [seat.email for seat in self.seats],
+            "groups": {seat.email: seat.via_group for seat in self.seats if seat.via_group},
+            "policy": self.policy,
+            "required": self.required,
+            "veto": self.veto,
+        }
+
+
+def _pool_of(clean: RequestInput, assignment: Assignment) -> Pool | None:
+    """The pool from the request's own fields, else from the pool rule that routed it, else (policy or
+    requested_by given alone) a pool of the routed assignee; None for a classic request."""
+    rule = assignment.rule if assignment.step == "rule_pool" else None
+    if clean.approvers is not None:
+        entries = clean.approvers
+    elif rule is not None:
+        entries = list(rule.approvers)
+    elif clean.policy or clean.requested_by:
+        entries = [assignment.email]
+    else:
+        return None
+    policy = clean.policy or (rule.policy if rule is not None else "") or Policy.ANY
+    required = clean.required if clean.required is not None else (rule.required if rule is not None else None)
+    veto = clean.veto if rule is None or clean.policy else rule.veto
+    try:
+        seats = resolve_pool(entries, exclude=clean.requested_by)
+        check_pool(seats, policy, required)
+    except PoolError as exc:
+        field = "required" if exc.code.startswith("required") else "approvers"
+        if exc.code == "self_approval":
+            field = "requested_by"
+        raise InvalidInput({field: [exc.detail]}, code=exc.code) from None
+    return Pool(list(entries), seats, policy, required, veto)

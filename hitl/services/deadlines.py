@@ -18,7 +18,7 @@ from audit.services import record_event
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.lib.addresses import clean_email
-from hitl.models import AssignmentStep, HITLRequest, Source, Status
+from hitl.models import Approver, AssignmentStep, Decision, HITLRequest, Source, Status
 from hitl.services.assign import _reassign
 
 if TYPE_CHECKING:
@@ -107,7 +107,10 @@ def remind_assignee(request_id: Any, *, now: datetime | None = None) -> bool:
         actor="system",
         source=Source.AUTO,
         target=request,
-        data={"action": "reminder_requested", "to": request.assigned_to_email},
+        data={
+            "action": "reminder_requested",
+            "to": undecided(request) if request.has_pool else request.assigned_to_email,
+        },
     )
     announce(request, Event.REMINDER)
     return True
@@ -128,6 +131,8 @@ def escalate_request(request_id: Any, *, now: datetime | None = None) -> bool:
     email, level = next_in_chain(config.chain, request.escalation_level, request.assigned_to_email)
     guard = {"escalation_level": request.escalation_level, "escalation_due_at": request.escalation_due_at}
     updates = {"escalation_level": level, "escalation_due_at": config.escalation_due(now, level)}
+    if request.has_pool:
+        return _escalate_pool(request, now=now, level=level, guard=guard, updates=updates)
     if email is None:
         # The chain is used up (or was emptied meanwhile): stop escalating this request.
         HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **guard).update(
@@ -144,3 +149,30 @@ def escalate_request(request_id: Any, *, now: datetime | None = None) -> bool:
         guard=guard,
         updates=updates,
     )
+
+
+def undecided(request: HITLRequest) -> list[str]:
+    """The approvers of a pooled request who have not decided (SPEC §13): reminders go to them."""
+    decided = set(Decision.objects.filter(request_id=request.pk).values_list("approver", flat=True))
+    seats = Approver.objects.filter(request_id=request.pk, active=True).order_by("position", "id")
+    return [seat.email for seat in seats if seat.email not in decided]
+
+
+def _escalate_pool(
+    request: HITLRequest, *, now: datetime, level: int, guard: dict[str, Any], updates: dict[str, Any]
+) -> bool:
+    """Escalating a pooled request (SPEC §13) goes to the approvers who have not decided: the step is
+    taken once (the same compare-and-set as a reassignment's) and they are reminded; nobody's seat is
+    taken away, so the decisions already made keep counting."""
+    won = HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING, **guard).update(updated_at=now, **updates)
+    if not won:
+        return False
+    record_event(
+        EventType.NOTIFICATION_SENT,
+        actor="system",
+        source=Source.AUTO,
+        target=request,
+        data={"action": "escalation", "level": level, "to": undecided(request)},
+    )
+    announce(request, Event.REMINDER)
+    return True

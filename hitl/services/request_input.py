@@ -25,6 +25,7 @@ MAX_TIMEOUT = 365 * 24 * 3600
 MODES = ("emit", "approval", "choices", "text")
 CHANNELS = ("email", "telegram", "slack")
 ON_TIMEOUT = ("default", "fail", "continue")
+POLICIES = ("any", "all", "quorum")
 
 
 @dataclass
@@ -47,6 +48,12 @@ class RequestInput:
     on_timeout: str = "default"
     link_ttl: int | None = None
     editable: bool = False
+    # Several approvers (SPEC §13); `policy` stays "" for the classic single assignee.
+    approvers: list[str] | None = None  # None: not given
+    policy: str = ""
+    required: int | None = None
+    veto: bool = True
+    requested_by: str = ""
 
 
 def _json_size(value: Any) -> int:
@@ -227,9 +234,42 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
         if not assign_to:
             err("assign_to", "Must be a valid email address.")
 
+    approvers: list[str] | None = None
+    approvers_raw = data.get("approvers")
+    if approvers_raw is not None:
+        if not isinstance(approvers_raw, list) or not all(isinstance(a, str) for a in approvers_raw):
+            err("approvers", "Must be a list of emails and group:<name> entries.")
+        else:
+            approvers = [a.strip() for a in approvers_raw]
+    policy = ""
+    if data.get("policy") not in (None, ""):
+        policy = choice("policy", POLICIES, "any")
+    required = None
+    if data.get("required") is not None:
+        value = data.get("required")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            err("required", "A whole number, at least 1.")
+        else:
+            required = value
+    veto = True
+    if data.get("veto") is not None:
+        veto = boolean("veto")
+    requested_by = ""
+    if data.get("requested_by"):
+        requested_by = clean_email(data.get("requested_by")) or ""
+        if not requested_by:
+            err("requested_by", "Must be a valid email address.")
+    if approvers_raw is not None and assign_to:
+        err("approvers", "Give approvers or assign_to, not both (approvers replaces the single assignee).")
+
     if errors:
         raise InvalidInput(errors)
     return RequestInput(
+        approvers=approvers,
+        policy=policy,
+        required=required,
+        veto=veto,
+        requested_by=requested_by,
         message=message,
         mode=mode,
         flow_id=flow_id,

@@ -17,7 +17,7 @@ from audit.services import record_event, record_events
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.lib.errors import InvalidAnswer, NotPending, Reassigned
-from hitl.models import HITLRequest, OnTimeout, Resolution, Source, Status
+from hitl.models import Decision, HITLRequest, OnTimeout, Resolution, Source, Status
 from hitl.results import build_result
 from hitl.services.answers import Answer, interpret_answer
 
@@ -38,6 +38,7 @@ def respond_to_request(
     actor: str | None = None,
     on_behalf_of: str = "",
     assignment_version: int | None = None,
+    app: bool = False,
 ) -> Resolution:
     """Answer a pending request exactly once. Raises NotPending for the losers, InvalidAnswer for
     answers that do not fit; both are audited as refused.
@@ -47,9 +48,27 @@ def respond_to_request(
 
     `assignment_version` is given by answers through a capability of one assignment (a magic link, a
     reply token): the compare-and-set then also requires it, so a reassignment that commits first ends
-    the capability even while its answer is in flight (Reassigned, audited)."""
+    the capability even while its answer is in flight (Reassigned, audited).
+
+    A request with several approvers (SPEC §13) takes the answer as one approver's decision
+    (`hitl.services.decisions`); it resolves, through `_resolve` below, once its policy is met. `app`
+    marks the integrating app (callback URL, API key), which may answer such a request only as §13 and
+    the README say."""
     request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     actor = actor or responder
+    if request.has_pool:
+        from hitl.services.decisions import record_decision
+
+        return record_decision(
+            request.pk,
+            answer,
+            responder=responder,
+            source=source,
+            actor=actor,
+            on_behalf_of=on_behalf_of,
+            assignment_version=assignment_version,
+            app=app,
+        )
     if not request.is_pending:
         _refuse(request, actor=actor, source=source, reason="not_pending")
     if assignment_version is not None and assignment_version != request.assignment_version:
@@ -110,6 +129,7 @@ def _resolve(
     now: datetime | None = None,
     event_data: dict[str, Any] | None = None,
     guard: dict[str, Any] | None = None,
+    decisions: list[Decision] | None = None,
 ) -> Resolution:
     now = now or timezone.now()
     with transaction.atomic():
@@ -127,6 +147,7 @@ def _resolve(
                 fields=fields,
                 edited_output=edited_output,
                 extra_metadata=extra_metadata,
+                decisions=decisions,
             )
             resolution.save(force_insert=True)
             announce(request, Event.RESOLVED_BY_STATUS[status])  # before the audit append: see create_request
@@ -156,8 +177,10 @@ def _resolution_row(
     fields: dict[str, Any],
     edited_output: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    decisions: list[Decision] | None = None,
 ) -> Resolution:
-    """The (unsaved) one-to-one row of a won compare-and-set, with the §2 result."""
+    """The (unsaved) one-to-one row of a won compare-and-set, with the §2 result (and a pooled
+    request's `decisions`, SPEC §13, however it resolved: by its policy, timeout or cancellation)."""
     result = build_result(
         request,
         outcome=fields["outcome"],
@@ -170,6 +193,10 @@ def _resolution_row(
         edited_output=edited_output,
         extra_metadata=extra_metadata,
     )
+    if request.has_pool:
+        if decisions is None:
+            decisions = list(Decision.objects.filter(request_id=request.pk).order_by("decided_at", "id"))
+        result["decisions"] = [decision.as_result() for decision in decisions]
     return Resolution(
         request=request,
         status=status,

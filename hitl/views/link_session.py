@@ -19,7 +19,7 @@ from accounts.lib.access import LinkPrincipal
 from hitl.lib import signing
 from hitl.lib.addresses import clean_email
 from hitl.lib.links import MAGIC_PURPOSE, magic_parts
-from hitl.models import HITLRequest
+from hitl.models import Approver, HITLRequest
 
 SESSION_KEY = "hitl_links"
 MAX_EARLIER = 20  # how many earlier assignments a superseded link is recognised from (then: invalid)
@@ -61,7 +61,13 @@ def check(request_id: Any, encoded_email: str, token: str) -> LinkCheck:
     email = decode_email(encoded_email)
     if email is None:
         return LinkCheck("invalid")
-    version = HITLRequest.objects.filter(pk=request_id).values_list("assignment_version", flat=True).first() or 0
+    row = HITLRequest.objects.filter(pk=request_id).values_list("assignment_version", "policy").first()
+    version = row[0] if row else 0
+    if row and row[1]:
+        # Several approvers (SPEC §13): a link is bound to its approver's seat, whose version it carries.
+        seat = Approver.objects.filter(request__pk=request_id, email=email, active=True).values_list("version").first()
+        if seat is not None:
+            version = seat[0]
     try:
         signing.verify(token, MAGIC_PURPOSE, *magic_parts(request_id, email, version))
     except signing.TokenExpired:

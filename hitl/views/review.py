@@ -20,7 +20,7 @@ from accounts.lib.access import LinkPrincipal, on_behalf_of, principal_label
 from hitl import services
 from hitl.lib.errors import HitlError, InvalidAnswer, InvalidInput, NotPending
 from hitl.lib.markdown import MarkdownError, render_markdown
-from hitl.models import HITLRequest, Source
+from hitl.models import Approver, Decision, HITLRequest, Source
 from hitl.results import answer_summary
 from hitl.views import context as review
 from hitl.views.access import is_assignee, load_request, page, reviewer_required
@@ -53,8 +53,12 @@ def review_context(
         urls = {"answer": link_path, "delegate": f"{link_path}delegate/"}
     else:
         urls = {name: reverse(f"hitl:{name}", args=[obj.pk]) for name in ("answer", "delegate")}
+    pool = _pool_panel(obj, principal) if obj.has_pool else None
+    if pool is not None and (pool["mine"] is not None or not pool["is_approver"]):
+        can_respond = False  # an approver decides once; only approvers decide (SPEC §13)
     return {
         "req": obj,
+        "pool": pool,
         "principal_label": principal_label(principal),
         "is_link": is_link,
         "link_email": principal.email if is_link else "",
@@ -77,6 +81,21 @@ def review_context(
         "delegate_form": EmailNoteForm(prefix="delegate"),
         "cancel_form": CancelForm(),
         "urls": urls,
+    }
+
+
+def _pool_panel(obj: HITLRequest, principal: Any) -> dict[str, Any]:
+    """Several approvers (SPEC §13): the decisions so far, who is still to decide, and the visitor's own."""
+    me = principal_label(principal)
+    decisions = list(Decision.objects.filter(request_id=obj.pk).order_by("decided_at", "id"))
+    seats = list(Approver.objects.filter(request_id=obj.pk, active=True).order_by("position", "id"))
+    decided = {d.approver for d in decisions}
+    return {
+        "decisions": decisions,
+        "seats": seats,
+        "waiting": [seat.email for seat in seats if seat.email not in decided],
+        "mine": next((d for d in decisions if d.approver == me), None),
+        "is_approver": any(seat.email == me for seat in seats),
     }
 
 
@@ -115,16 +134,21 @@ def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_p
                 form.answer(),
                 responder=who,
                 source=Source.DASHBOARD,
-                on_behalf_of=on_behalf_of(principal, obj.assigned_to_email),
+                # With several approvers each answers as themselves (on behalf of others: the API).
+                on_behalf_of="" if obj.has_pool else on_behalf_of(principal, obj.assigned_to_email),
                 # A link's answer holds only for the assignment it was issued for, even mid-flight.
                 assignment_version=principal.assignment_version if isinstance(principal, LinkPrincipal) else None,
             )
         except InvalidAnswer as exc:
             form.add_error(None, exc.detail)
-        except NotPending as exc:
+        except (NotPending, services.DecisionRefused) as exc:
             messages.error(request, exc.detail)
             return redirect(link_path or reverse("hitl:review", args=[obj.pk]))
         else:
+            if obj.has_pool and resolution.status == "pending":
+                outcome = form.answer().outcome or "answered"
+                messages.success(request, f"Thank you — your decision is recorded: {outcome}.")
+                return redirect("hitl:review", obj.pk)
             summary = answer_summary(resolution.result) or "your feedback"
             messages.success(request, f"Thank you — recorded: {summary}.")
             return redirect("hitl:review", obj.pk)

@@ -125,3 +125,24 @@ class KilledMidStepFlow(Flow):
     def finish(self, result: HumanFeedbackResult):
         self.state["finished"] = self.state.get("finished", 0) + 1
         return result.feedback
+
+
+@register("test_two_signatures")
+class TwoSignaturesFlow(Flow):
+    """Several approvers (SPEC §13): two of three must approve, the requester never counts."""
+
+    @start()
+    @human_feedback(
+        message="Sign off the payment?",
+        mode="approval",
+        approvers=["ann@example.com", "bob@example.com", "cid@example.com"],
+        policy="quorum",
+        required=2,
+        requested_by="cid@example.com",
+    )
+    def sign_off(self):
+        return "pay 5000 EUR"
+
+    @listen("sign_off")
+    def pay(self, result: HumanFeedbackResult):
+        self.state["signers"] = [d["responder"] for d in result.decisions] if result.decisions else []
