@@ -315,9 +315,7 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
             "Please reply to the original notification email, or use the link in it.",
             request=request,
         )
-    if verdict is Verdict.WRONG_SENDER or (
-        verdict in (Verdict.VALID, Verdict.EXPIRED) and sender != capability.email
-    ):
+    if verdict is Verdict.WRONG_SENDER or (verdict in (Verdict.VALID, Verdict.EXPIRED) and sender != capability.email):
         raise SenderFault(
             "wrong_sender",
             f"You are not the assignee of this request: your reply came from {sender}, but the request "
