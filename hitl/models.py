@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -423,6 +424,18 @@ class Resolution(models.Model):
         return f"{self.status} by {self.responder or self.source}"
 
 
+class ApproverQuerySet(models.QuerySet["Approver"]):
+    def undecided(self, request_id: Any) -> ApproverQuerySet:
+        """The active seats of a pooled request whose approver has not decided, in pool order."""
+        decided = Decision.objects.filter(request_id=request_id, approver=models.OuterRef("email"))
+        return (
+            self.filter(request_id=request_id, active=True)
+            .annotate(decided=models.Exists(decided))
+            .filter(decided=False)
+            .order_by("position", "id")
+        )
+
+
 class Approver(models.Model):
     """One seat of a request's approver pool (SPEC §13). A reassignment ends a seat (`active` off) and
     opens another; `version` is what this seat's capabilities (reply token, magic link) are bound to,
@@ -438,8 +451,13 @@ class Approver(models.Model):
     replaced_by = models.EmailField(blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
+    resend_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="A fresh notification was asked for this seat and is not sent yet."
+    )
     notification_error = models.TextField(blank=True, help_text="The last notification failure (a bounce, ...).")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ApproverQuerySet.as_manager()
 
     class Meta:
         ordering = ["request", "position", "id"]
@@ -687,6 +705,56 @@ class TelegramMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}/{self.message_id}"
+
+
+TELEGRAM_USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+class TelegramIdentity(models.Model):
+    """Which approver a Telegram account is, per deployment (SPEC §13: a Telegram press on a request with
+    approvers counts only when it maps to one). Configured by username; the first press from that
+    username pins the account's numeric id, so a username given up and taken by someone else later
+    answers nothing (refused as `telegram_account_changed` until staff clear the pinned id)."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="telegram_identities")
+    email = models.EmailField(help_text="The approver's email, as listed in requests' approvers.")
+    username = models.CharField(max_length=32, help_text="Their Telegram username, without the @.")
+    user_id = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The Telegram account id, pinned at the first press from this username. Clear it when the "
+        "person changed Telegram accounts.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "Telegram identity"
+        verbose_name_plural = "Telegram identities"
+        ordering = ["deployment", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "username"], name="hitl_telegram_username_once"),
+            models.UniqueConstraint(fields=["deployment", "email"], name="hitl_telegram_email_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.username} = {self.email}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.username = normal_telegram_username(self.username)
+        self.email = (self.email or "").strip().lower()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self.username = normal_telegram_username(self.username)
+        if not TELEGRAM_USERNAME_RE.match(self.username):
+            raise ValidationError(
+                {"username": "A Telegram username: 5-32 letters, digits or _, starting with a letter."}
+            )
+
+
+def normal_telegram_username(username: str) -> str:
+    """Usernames compare case-insensitively and are written without the @."""
+    return (username or "").strip().removeprefix("@").lower()
 
 
 class SlackMessage(models.Model):

@@ -21,10 +21,10 @@ from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
 from hitl.admin.slack import SLACK_FIELDS, SlackSettingsForm, slack_status, test_slack
-from hitl.admin.telegram import TelegramTokenForm, telegram_status
+from hitl.admin.telegram import TelegramIdentityInline, TelegramTokenForm, audit_identities, telegram_status
 from hitl.channels.base import ChannelError
 from hitl.channels.telegram import register_webhook
-from hitl.models import RoutingRule
+from hitl.models import RoutingRule, TelegramIdentity
 
 
 class RoutingRuleInline(admin.TabularInline):
@@ -89,7 +89,7 @@ class DeploymentAdmin(GuardedModelAdmin):
     search_fields = ("name", "creator__email", "organization__name")
     autocomplete_fields = ("creator",)
     form = DeploymentForm
-    inlines = [RoutingRuleInline]
+    inlines = [RoutingRuleInline, TelegramIdentityInline]
     readonly_fields = ("routing_tools", "telegram", "slack")
     actions = ["register_telegram_webhook", test_slack]
     fieldsets = (
@@ -120,7 +120,8 @@ class DeploymentAdmin(GuardedModelAdmin):
             {
                 "fields": ("telegram_chat_id", "telegram_bot_token_input", "clear_telegram_bot_token", "telegram"),
                 "description": "For requests created with channel=telegram. After setting a bot, run the "
-                "“Register the Telegram webhook” action on the deployment list.",
+                "“Register the Telegram webhook” action on the deployment list. For requests with "
+                "several approvers, link each approver's Telegram username below (Telegram identities).",
             },
         ),
         (
@@ -235,6 +236,9 @@ class DeploymentAdmin(GuardedModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
+        if formset.model is TelegramIdentity:
+            audit_identities(request, form.instance, formset)
+            return
         for obj in [*formset.new_objects, *(o for o, _ in formset.changed_objects)]:
             record_event(
                 EventType.RULE_CHANGED,

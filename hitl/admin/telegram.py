@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
 
+from audit.models import EventType
+from audit.services import record_event
 from hitl.channels import telegram
 from hitl.lib import crypto
+from hitl.models import TelegramIdentity
 
 
 class TelegramTokenForm(forms.ModelForm):
@@ -48,3 +53,31 @@ def telegram_status(obj: Any) -> str:
     token = "a bot token is set" if obj.telegram_bot_token else "no bot token"
     chat = f"chat {obj.telegram_chat_id}" if obj.telegram_chat_id else "no chat"
     return f"{token}, {chat}."
+
+
+class TelegramIdentityInline(admin.TabularInline):
+    """Which approver each Telegram username is (SPEC §13): a press on a request with approvers counts
+    only through this table. Changing it needs the TelegramIdentity model permissions."""
+
+    model = TelegramIdentity
+    extra = 0
+    fields = ("email", "username", "user_id", "created_at")
+    readonly_fields = ("created_at",)
+
+
+def audit_identities(request: HttpRequest, deployment: Any, formset: Any) -> None:
+    """Every added, changed or removed Telegram identity is a configuration change in the audit log."""
+    changes = [
+        *((o, "added") for o in formset.new_objects),
+        *((o, "changed") for o, _ in formset.changed_objects),
+        *((o, "removed") for o in formset.deleted_objects),
+    ]
+    for identity, what in changes:
+        record_event(
+            EventType.CONFIG_CHANGED,
+            actor=request.user.get_username(),
+            source="admin",
+            target=deployment,
+            deployment_id=deployment.pk,
+            data={"telegram_identity": what, "email": identity.email, "username": identity.username},
+        )

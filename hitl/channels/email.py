@@ -15,7 +15,7 @@ from hitl.lib import emails
 from hitl.lib.links import magic_link_url
 from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.lib.reply_tokens import reply_address
-from hitl.models import Approver, Decision, HITLRequest, Mode
+from hitl.models import Approver, HITLRequest, Mode
 from hitl.models import Channel as ChannelChoice
 
 logger = logging.getLogger(__name__)
@@ -130,14 +130,11 @@ class EmailChannel(Channel):
         to that seat (its email and version). A new request or a reassignment mails the seats not yet
         notified (so a retried task does not mail twice); reminders and resends go to every approver
         who has not decided. A failure is recorded on its seat and the request; the others still go."""
-        from django.db.models import Exists, OuterRef
-
-        seats = Approver.objects.filter(request_id=request.pk, active=True).annotate(
-            decided=Exists(Decision.objects.filter(request_id=request.pk, approver=OuterRef("email")))
-        )
-        seats = seats.filter(decided=False).order_by("position", "id")
+        seats = Approver.objects.undecided(request.pk)
         if event in (Event.NEW_REQUEST, Event.REASSIGNED):
             seats = seats.filter(notified_at__isnull=True)
+        elif event == Event.RESEND:
+            seats = seats.filter(resend_requested_at__isnull=False)
         try:
             base = {**request_context(request), "event": event}
         except ChannelError as exc:
@@ -173,7 +170,7 @@ class EmailChannel(Channel):
                 failed.append(detail)
                 continue
             now = timezone.now()
-            Approver.objects.filter(pk=seat.pk).update(notified_at=now, notification_error="")
+            Approver.objects.filter(pk=seat.pk).update(notified_at=now, notification_error="", resend_requested_at=None)
             HITLRequest.objects.filter(pk=request.pk).update(notified_at=now)
             record_event(
                 EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": seat.email, "event": event}

@@ -369,9 +369,12 @@ def _already_answered(request: HITLRequest) -> SenderFault:
 def _expired(request: HITLRequest, sender: str) -> SenderFault:
     # Once per request per hour, whoever wrote: the fresh notification goes to the assignee's address
     # only (resend_notification), so a forged From can neither redirect it nor flood anyone with it.
-    resent = allow(f"expired-token-resend:{request.pk}", limit=1, window_seconds=3600)
+    # On a request with approvers it goes to this approver's seat only (the token was theirs: the
+    # sender was checked first), once per approver per hour.
+    to = sender if request.has_pool else ""
+    resent = allow(f"expired-token-resend:{request.pk}{':' + to if to else ''}", limit=1, window_seconds=3600)
     if resent:
-        services.resend_notification(request.pk, actor=sender, source=Source.EMAIL)
+        services.resend_notification(request.pk, actor=sender, source=Source.EMAIL, to=to)
         what = "We have just sent you a fresh notification: reply to that one (or use its link)."
     else:
         what = "A fresh notification was sent to you within the last hour: reply to that one (or use its link)."

@@ -230,14 +230,15 @@ def process_interaction(deployment_id: int, origin: str, payload: dict[str, Any]
         reply("Not recorded: Slack could not tell us who you are just now; please try again.")
         return
     if request.has_pool:
-        # Several approvers (SPEC §13): the presser's verified email must hold a seat; the decision,
-        # its link and every refusal (already decided, self-approval) are that approver's.
-        seat = services.capability_for(request, email)
-        if seat.version < 0:
-            _refuse(request, actor, "not_an_approver", email=email.lower())
-            reply(f"Not recorded: {email} is not one of this request's approvers.")
-            return
+        # Several approvers (SPEC §13): the presser's verified email is the approver; the shared path
+        # refuses (and audits) the requester, anyone without a seat and a second decision.
         if kind == slack.ACTION_LINK:
+            seat = services.capability_for(request, email)
+            if seat.version < 0:
+                reason = "self_approval" if email.lower() == request.requested_by.lower() else "not_an_approver"
+                _refuse(request, actor, reason, email=email.lower())
+                reply(f"Not recorded: {email} is not one of this request's approvers.")
+                return
             link = magic_link_url(request, seat.email, version=seat.version)
             reply(f"Your private link to the review page (do not share it): {link}")
             return

@@ -38,6 +38,10 @@ def telegram_webhook(request: HttpRequest, deployment_id: int) -> HttpResponse:
     return JsonResponse(process_update(deployment, update))
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _reply(callback_id: str, text: str) -> dict[str, Any]:
     """Answering the webhook with a method call: Telegram shows `text` to whoever pressed."""
     return {"method": "answerCallbackQuery", "callback_query_id": callback_id, "text": text[:200]}
@@ -63,10 +67,10 @@ def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, 
         )
     if parsed is None or request is None:
         return _reply(callback_id, "This button is not valid any more.")
-    sender = query.get("from") or {}
+    sender = _dict(query.get("from"))
     username = sender.get("username")
     responder = f"telegram:@{username}" if username else f"telegram:{sender.get('id', 'unknown')}"
-    chat = (query.get("message") or {}).get("chat") or {}
+    chat = _dict(_dict(query.get("message")).get("chat"))
     chat_id = str(chat.get("id", ""))
     target = telegram_channel.target_for(request)
     if not telegram_channel.press_from_chat(request, target.chat_id if target else "", chat):
@@ -83,6 +87,13 @@ def process_update(deployment: Deployment, update: dict[str, Any]) -> dict[str, 
         return _reply(callback_id, "This button is not valid any more.")
     label, value = choices[parsed[1]]
     answer = services.Answer(choice_id=value) if request.mode == "choices" else services.Answer(outcome=value)
+    if request.has_pool and request.is_pending:
+        # Several approvers (SPEC §13): the press is the decision of the approver this account is linked
+        # to; the shared path then refuses the requester, a second decision, or anyone not in the pool.
+        try:
+            responder = services.telegram_approver(request, sender, actor=responder)
+        except HitlError as exc:
+            return _reply(callback_id, f"Not recorded: {exc.detail}")
     try:
         services.respond_to_request(request.pk, answer, responder=responder, source=Source.TELEGRAM)
     except NotPending as exc:

@@ -9,7 +9,8 @@ from hitl.services.answers import MAX_FEEDBACK, Answer, interpret_answer
 from hitl.services.assign import delegate_request, reassign_request
 from hitl.services.create import create_request
 from hitl.services.deadlines import escalate_request, mark_overdue, remind_assignee
-from hitl.services.decisions import DecisionRefused, capability_for, refuse_decision
+from hitl.services.decisions import DecisionRefused, addressed_to, capability_for, refuse_decision
+from hitl.services.identities import telegram_approver
 from hitl.services.notify import resend_notification
 from hitl.services.resolve import cancel_request, describe_resolution, expire_request, respond_to_request
 from hitl.services.rules import add_routing_rule
@@ -20,6 +21,7 @@ __all__ = [
     "DecisionRefused",
     "capability_for",
     "add_routing_rule",
+    "addressed_to",
     "cancel_request",
     "create_request",
     "delegate_request",
@@ -33,4 +35,5 @@ __all__ = [
     "remind_assignee",
     "resend_notification",
     "respond_to_request",
+    "telegram_approver",
 ]

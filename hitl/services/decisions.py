@@ -76,6 +76,14 @@ def capability_for(request: HITLRequest, email: str) -> Capability:
     return Capability(seat.email, seat.version) if seat else Capability(request.assigned_to_email, -1)
 
 
+def addressed_to(request: HITLRequest, email: str) -> bool:
+    """Whether `email` is whom the request's notifications go to: its assignee, or an active seat."""
+    email = (email or "").strip().lower()
+    if not request.has_pool:
+        return bool(email) and request.assigned_to_email.lower() == email
+    return seat_for(request, email) is not None
+
+
 def decision_key(mode: str, fields: dict[str, Any]) -> str:
     """What a decision is counted by (hitl.lib.pool): the outcome, the chosen option ids, or in text
     mode one shared key."""

@@ -69,7 +69,7 @@ def _expired(request: HttpRequest, request_id: Any, link: link_session.LinkCheck
         raise Http404("No such request.")
     context = {
         "req": obj,
-        "assigned_here": obj.assigned_to_email.lower() == link.email,
+        "assigned_here": services.addressed_to(obj, link.email),
         "fresh_url": f"{request.path}fresh/",
     }
     return render(request, "hitl/link_expired.html", context, status=410)
@@ -83,20 +83,25 @@ def magic_fresh(request: HttpRequest, request_id: Any, email_b64: str, token: st
     obj = HITLRequest.objects.filter(pk=request_id).first()
     if obj is None:
         raise Http404("No such request.")
-    if link.state == "superseded" or obj.assigned_to_email.lower() != link.email:
+    if link.state == "superseded" or not services.addressed_to(obj, link.email):
         return render(request, "hitl/link_elsewhere.html", {"email": link.email}, status=403)
     if not obj.is_pending:
         messages.info(request, "This request is closed; there is nothing left to answer.")
         return redirect("hitl:done")
-    if not throttle.allow(f"fresh-link:{obj.pk}", limit=FRESH_LINKS_PER_HOUR, window_seconds=3600):
+    # Per request, or per approver on a request with approvers: one approver's asking never uses up another's.
+    key = f"fresh-link:{obj.pk}:{link.email}" if obj.has_pool else f"fresh-link:{obj.pk}"
+    if not throttle.allow(key, limit=FRESH_LINKS_PER_HOUR, window_seconds=3600):
         context = {"req": obj, "assigned_here": True, "fresh_url": request.path, "throttled": True}
         return render(request, "hitl/link_expired.html", context, status=429)
     try:
-        services.resend_notification(obj.pk, actor=link.email, source=Source.DASHBOARD)
+        services.resend_notification(
+            obj.pk, actor=link.email, source=Source.DASHBOARD, to=link.email if obj.has_pool else ""
+        )
     except NotPending:
         messages.info(request, "This request is closed; there is nothing left to answer.")
         return redirect("hitl:done")
-    messages.success(request, f"We sent a fresh link to {_masked(obj.assigned_to_email)}. Check your inbox.")
+    to = link.email if obj.has_pool else obj.assigned_to_email
+    messages.success(request, f"We sent a fresh link to {_masked(to)}. Check your inbox.")
     return redirect("hitl:done")
 
 

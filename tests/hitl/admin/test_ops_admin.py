@@ -173,6 +173,8 @@ class TestDeploymentSettings:
             "auto_response_emit_options": '["approved", "rejected"]',
             "routing_rules-TOTAL_FORMS": 0,
             "routing_rules-INITIAL_FORMS": 0,
+            "telegram_identities-TOTAL_FORMS": 0,
+            "telegram_identities-INITIAL_FORMS": 0,
             "routing_rules-MIN_NUM_FORMS": 0,
             "routing_rules-MAX_NUM_FORMS": 1000,
         }

@@ -39,6 +39,8 @@ def deployment_form(world: World, **extra: Any) -> dict[str, Any]:
         "auto_response_emit_options": "[]",
         "routing_rules-TOTAL_FORMS": 0,
         "routing_rules-INITIAL_FORMS": 0,
+        "telegram_identities-TOTAL_FORMS": 0,
+        "telegram_identities-INITIAL_FORMS": 0,
         **extra,
     }
 

@@ -105,3 +105,70 @@ class TestPoolByEmail:
         assert all("SMTP down" in seat.notification_error for seat in seats)
         shown = world.client_for("key").get(f"/api/v1/requests/{created['id']}/").json()
         assert "SMTP down" in shown["pool"][0]["notification_error"]
+
+
+def expired_link(request: HITLRequest, email: str) -> str:
+    """An approver's magic link, minted two minutes ago with a one-minute lifetime."""
+    import base64
+    import time
+
+    from hitl.lib import signing
+    from hitl.lib.links import MAGIC_PURPOSE, magic_parts
+
+    seat = Approver.objects.get(request=request, email=email, active=True)
+    token = signing.sign(MAGIC_PURPOSE, *magic_parts(request.pk, email, seat.version), ttl=60, since=time.time() - 120)
+    encoded = base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
+    return f"/r/{request.pk}/{encoded}/{token}/"
+
+
+class TestFreshNotificationsGoToTheAsker:
+    def test_an_expired_link_sends_a_fresh_one_to_that_approver_only(self, world: World) -> None:
+        created, _ = pooled(world, policy="all")
+        request = HITLRequest.objects.get(pk=created["id"])
+        path = expired_link(request, POOL[1])
+        page = Client().get(path)
+        assert page.status_code == 410 and "Send me a fresh link" in page.content.decode()
+        response = Client().post(f"{path}fresh/", follow=True)
+        assert response.redirect_chain == [("/r/done/", 302)]
+        assert "We sent a fresh link to b••@example.com" in response.content.decode()
+        assert [m.to for m in mail.outbox] == [[POOL[1]]]
+        assert f"/r/{request.pk}/" in mail.outbox[0].body
+        assert not Approver.objects.filter(request=request, resend_requested_at__isnull=False).exists()
+        # Each approver has their own allowance: bob's three an hour do not use up ann's.
+        for _ in range(3):
+            Client().post(f"{path}fresh/")
+        assert Client().post(f"{expired_link(request, POOL[0])}fresh/").status_code == 302
+        assert [m.to[0] for m in mail.outbox].count(POOL[0]) == 1
+
+    def test_a_fresh_link_for_a_replaced_approver_is_refused(self, world: World) -> None:
+        created, _ = pooled(world, policy="all")
+        request = HITLRequest.objects.get(pk=created["id"])
+        path = expired_link(request, POOL[1])
+        services.reassign_request(created["id"], email="dan@example.com", replace=POOL[1], actor="manager@example.com")
+        mail.outbox.clear()
+        assert Client().post(f"{path}fresh/").status_code == 403
+        assert mail.outbox == []
+
+    def test_an_expired_reply_token_resends_to_that_approver_only(self, world: World, settings) -> None:
+        from hitl.lib.reply_tokens import make_token, token_state
+
+        created, _ = pooled(world, policy="all")
+        request = HITLRequest.objects.get(pk=created["id"])
+        seat = Approver.objects.get(request=request, email=POOL[2])
+        token = make_token(request.pk, POOL[2], state=token_state("pending", seat.version), ttl=-60)
+        to = f"reply+{token}@{settings.HITL_INBOUND_DOMAIN}"
+        for _ in range(2):
+            esp.reply(Client(), "postmark", sender=POOL[2], to=to, body="approved")
+        fresh = [m for m in mail.outbox if m.subject.startswith("[Review]")]
+        assert [m.to for m in fresh] == [[POOL[2]]]
+        assert InboundEmail.objects.filter(reason="expired_token").count() == 2
+        assert not Decision.objects.exists()
+
+    def test_staff_resend_goes_to_every_approver_who_has_not_decided(self, world: World) -> None:
+        created, reply_to = pooled(world, policy="all")
+        esp.reply(Client(), "postmark", sender=POOL[0], to=reply_to[POOL[0]], body="approved")
+        mail.outbox.clear()
+        services.resend_notification(created["id"], actor="manager", source="dashboard")
+        assert sorted(m.to[0] for m in mail.outbox) == [POOL[1], POOL[2]]
+        event = AuditEvent.objects.filter(event_type=EventType.NOTIFICATION_SENT, data__action="resend_requested").get()
+        assert event.data["to"] == [POOL[1], POOL[2]]

@@ -45,12 +45,20 @@ def configured(world: World, bot: FakeTelegram) -> World:
     return world
 
 
-def press(deployment_id: int, data: str, *, chat: str = CHAT, secret: str | None = None, user: str = "alice") -> Any:
+def press(
+    deployment_id: int,
+    data: str,
+    *,
+    chat: str = CHAT,
+    secret: str | None = None,
+    user: str = "alice",
+    user_id: int = 42,
+) -> Any:
     update = {
         "update_id": 1,
         "callback_query": {
             "id": "cb-1",
-            "from": {"id": 42, "is_bot": False, "first_name": "Alice", "username": user},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Alice", "username": user},
             "message": {"message_id": 101, "chat": {"id": int(chat), "type": "supergroup"}, "date": 0, "text": "…"},
             "chat_instance": "1",
             "data": data,
@@ -310,6 +318,8 @@ class TestTelegramAdmin:
             "telegram_bot_token_input": TOKEN,
             "routing_rules-TOTAL_FORMS": 0,
             "routing_rules-INITIAL_FORMS": 0,
+            "telegram_identities-TOTAL_FORMS": 0,
+            "telegram_identities-INITIAL_FORMS": 0,
         }
         assert ops.post(url, data).status_code == 302
         world.deployment.refresh_from_db()
