@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from hitl import services
 from hitl.lib.errors import HitlError
-from hitl.models import HITLRequest, Resolution, Source, Status
+from hitl.models import Approver, Decision, HITLRequest, Resolution, Source, Status
 
 
 class NotificationFilter(admin.SimpleListFilter):
@@ -99,6 +99,33 @@ class ResolutionInline(admin.StackedInline):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows the services write (SPEC §13 seats and decisions): shown on the request, never edited here."""
+
+    can_delete = False
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApproverInline(ReadOnlyInline):
+    model = Approver
+    verbose_name_plural = "Approvers (several approvers: who may decide, and whether their notification went)"
+    fields = ("email", "via_group", "active", "replaced_by", "notified_at", "notification_error", "ended_at")
+    readonly_fields = fields
+
+
+class DecisionInline(ReadOnlyInline):
+    model = Decision
+    verbose_name_plural = "Decisions so far"
+    fields = ("approver", "outcome", "choices", "feedback", "source", "actor", "on_behalf_of", "decided_at")
+    readonly_fields = fields
+
+
 @admin.register(HITLRequest)
 class HITLRequestAdmin(RequestActionsMixin, admin.ModelAdmin):
     list_display = (
@@ -120,11 +147,14 @@ class HITLRequestAdmin(RequestActionsMixin, admin.ModelAdmin):
     list_filter = ("status", "overdue", NotificationFilter, "mode", "channel", "assignment_step", "deployment")
     search_fields = ("id", "flow_id", "method_name", "assigned_to_email", "message")
     date_hierarchy = "created_at"
-    inlines = [ResolutionInline]
+    inlines = [ApproverInline, DecisionInline, ResolutionInline]
     actions = ["cancel_selected", "reassign_selected", "resend_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in HITLRequest._meta.fields]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return list(self.inlines) if obj is not None and obj.has_pool else [ResolutionInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -37,6 +37,14 @@ def _worker(kind: str, request_id: str, email: str, barrier: Any, results: Any) 
             resolution = expire_request(request_id)
             results.put((email, "timed_out" if resolution is not None else "nothing"))
             return
+        if kind == "batch":  # the minute sweep's path: a chunk of due requests in one transaction
+            from django.utils import timezone
+
+            from hitl.services.sweep import expire_due
+
+            done = expire_due([request_id], timezone.now())
+            results.put(("sweeper", "timed_out" if done else "nothing"))
+            return
         resolution = services.respond_to_request(
             request_id, services.Answer(outcome="approved"), responder=email, source="api"
         )
@@ -69,12 +77,13 @@ def _race(request_id: str, workers: list[tuple[str, str]]) -> dict[str, str]:
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 class TestApproversRace:
-    def test_nine_approvers_and_the_sweeper_at_once_resolve_exactly_once(self) -> None:
+    @pytest.mark.parametrize("sweeper", ["sweeper", "batch"])
+    def test_nine_approvers_and_the_sweeper_at_once_resolve_exactly_once(self, sweeper: str) -> None:
         world = build_world()
         created = world.create(approvers=APPROVERS, policy="quorum", required=5, mode="approval", emit_options=None)
         request_id = created["id"]
         HITLRequest.objects.filter(pk=request_id).update(due_at=timezone.now() - timedelta(seconds=1))
-        outcome = _race(request_id, [("approver", e) for e in APPROVERS] + [("sweeper", "sweeper")])
+        outcome = _race(request_id, [("approver", e) for e in APPROVERS] + [(sweeper, "sweeper")])
 
         assert not [v for v in outcome.values() if v.startswith("error")], outcome
         assert Resolution.objects.filter(request_id=request_id).count() == 1
