@@ -692,6 +692,29 @@ class WebhookAttempt(models.Model):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class SentEmail(models.Model):
+    """A notification email as it was sent, so a bounce reported later is matched to its request and
+    recipient (with several approvers, SPEC §13, to that approver's seat): by the ESP's message id (a
+    tracking webhook, authenticated by Anymail) or by a delivery report mailed back that quotes both
+    our Message-ID and the Reply-To (whose token only the email's readers know)."""
+
+    request = models.ForeignKey(HITLRequest, on_delete=models.CASCADE, related_name="sent_emails")
+    to = models.EmailField()
+    event = models.CharField(max_length=40)
+    message_id = models.CharField(max_length=255, db_index=True, help_text="Our Message-ID header.")
+    reply_to = models.CharField(max_length=255, blank=True)
+    esp_message_id = models.CharField(max_length=255, blank=True, db_index=True, help_text="The ESP's id for it.")
+    sent_at = models.DateTimeField(default=timezone.now)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce = models.TextField(blank=True, help_text="What the ESP or the receiving server said.")
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.to}"
+
+
 class TelegramMessage(models.Model):
     """A notification the Telegram channel posted, so it can take the buttons off once the request is
     resolved (by whatever channel)."""

@@ -15,7 +15,7 @@ from hitl.lib import emails
 from hitl.lib.links import magic_link_url
 from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.lib.reply_tokens import reply_address
-from hitl.models import Approver, HITLRequest, Mode
+from hitl.models import Approver, HITLRequest, Mode, SentEmail
 from hitl.models import Channel as ChannelChoice
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,26 @@ def handover(request: HITLRequest) -> dict[str, Any] | None:
     return {"by": event.actor, "how": how, "note": str(data.get("note") or "").strip(), "from": data.get("from", "")}
 
 
+def remember_sent(request: HITLRequest, message: Any, to: str, event: str) -> SentEmail:
+    """Keep what a later bounce will name: our Message-ID, the Reply-To, and the ESP's id (Anymail
+    sets `anymail_status` on the message it sent; plain SMTP backends have none)."""
+    status = getattr(message, "anymail_status", None)
+    esp_id = ""
+    if status is not None:
+        recipient = (getattr(status, "recipients", None) or {}).get(to)
+        found = getattr(recipient, "message_id", None)
+        found = getattr(status, "message_id", None) if found is None else found
+        esp_id = "" if found is None else str(found)
+    return SentEmail.objects.create(
+        request_id=request.pk,
+        to=to,
+        event=event,
+        message_id=str(message.extra_headers.get("Message-ID", ""))[:255],
+        reply_to=(message.reply_to[0] if message.reply_to else "")[:255],
+        esp_message_id=esp_id[:255],
+    )
+
+
 class EmailChannel(Channel):
     name = "email"
     events = frozenset({Event.NEW_REQUEST, Event.RESEND, Event.REMINDER, Event.REASSIGNED})
@@ -99,6 +119,7 @@ class EmailChannel(Channel):
         else:
             # Follow-ups join the original thread in the recipient's mail client.
             headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk)
+            headers["Message-ID"] = emails.new_message_id()
         try:
             context = {**request_context(request), "event": event}
         except ChannelError as exc:
@@ -123,6 +144,7 @@ class EmailChannel(Channel):
             error.recorded = True
             raise error from exc
         HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
+        remember_sent(request, message, to, event)
         record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})
 
     def _notify_pool(self, request: HITLRequest, event: str) -> None:
@@ -154,6 +176,7 @@ class EmailChannel(Channel):
                 headers["Message-ID"] = emails.thread_id(request.pk, seat.email)
             else:
                 headers["In-Reply-To"] = headers["References"] = emails.thread_id(request.pk, seat.email)
+                headers["Message-ID"] = emails.new_message_id()
             message = emails.build(
                 "notification",
                 context,
@@ -172,6 +195,7 @@ class EmailChannel(Channel):
             now = timezone.now()
             Approver.objects.filter(pk=seat.pk).update(notified_at=now, notification_error="", resend_requested_at=None)
             HITLRequest.objects.filter(pk=request.pk).update(notified_at=now)
+            remember_sent(request, message, seat.email, event)
             record_event(
                 EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": seat.email, "event": event}
             )

@@ -23,6 +23,7 @@ from audit.services import record_event
 from hitl import services
 from hitl.channels.email import answer_lines
 from hitl.inbound.reply_text import html_to_text, strip_quotes
+from hitl.lib import dsn
 from hitl.lib.errors import InvalidAnswer, NotPending
 from hitl.lib.queue import enqueue
 from hitl.lib.reply_tokens import Verdict, check, find_token, redact, token_state
@@ -245,6 +246,11 @@ def process_inbound_email(message: Message, *, via: str) -> Outcome:
         previous = InboundEmail.objects.get(message_id=message_id)
         return Outcome(previous.outcome, "duplicate", previous.request_id)
 
+    report = dsn.parse(message)
+    if report is not None:
+        # A bounce mailed back (its From is a mail server's, often malformed): matched to the email it
+        # is about by that email's Message-ID and Reply-To together, recorded once, never answered.
+        return _ignore(message_id, via, sender, subject, "delivery_report", note=_bounced(report, via))
     if bad_sender == "no_sender":
         return _ignore(message_id, via, sender, subject, "no_sender")
     if bad_sender:
@@ -423,12 +429,29 @@ def _send_error(sender: str, fault: SenderFault, *, in_reply_to: str | None) -> 
     )
 
 
-def _ignore(message_id: str | None, via: str, sender: str, subject: str, reason: str) -> Outcome:
+def _ignore(message_id: str | None, via: str, sender: str, subject: str, reason: str, note: str = "") -> Outcome:
     record_event(
         EventType.EMAIL_IGNORED, actor=sender or "unknown", source=Source.EMAIL, data={"reason": reason, "via": via}
     )
-    _log(message_id, via, sender, subject, InboundEmail.Outcome.IGNORED, reason, None, "")
-    return Outcome(InboundEmail.Outcome.IGNORED, reason)
+    _log(message_id, via, sender, subject, InboundEmail.Outcome.IGNORED, reason, None, note)
+    return Outcome(InboundEmail.Outcome.IGNORED, reason, detail=note)
+
+
+def _bounced(report: dsn.Report, via: str) -> str:
+    matched = [
+        recipient
+        for recipient, why in report.failed
+        if services.record_bounce(
+            recipient=recipient,
+            reason=why,
+            via=via,
+            message_id=report.original_message_id,
+            reply_to=report.original_reply_to,
+        )
+    ]
+    if matched:
+        return f"A bounce of our notification to {', '.join(matched)}: recorded on its request."
+    return "A delivery report naming no notification of ours."
 
 
 def _log(

@@ -46,6 +46,13 @@ def render_text(template_name: str, context: dict[str, Any]) -> str:
     return backend.engine.get_template(template_name).render(Context(context, autoescape=False))
 
 
+def new_message_id() -> str:
+    """A fresh Message-ID on our inbound domain (follow-ups, so a bounce can name the one that bounced)."""
+    from email.utils import make_msgid
+
+    return make_msgid("hitl", domain=settings.HITL_INBOUND_DOMAIN)
+
+
 def thread_id(request_id: Any, who: str = "") -> str:
     """The Message-ID of a request's notification; replies and confirmations point back to it. With
     several approvers (SPEC §13) each gets their own (`who`), since each email is a message of its own."""

@@ -7,6 +7,7 @@ Callers import from here; each subject has its module: `create`, `answers` (read
 
 from hitl.services.answers import MAX_FEEDBACK, Answer, interpret_answer
 from hitl.services.assign import delegate_request, reassign_request
+from hitl.services.bounces import record_bounce
 from hitl.services.create import create_request
 from hitl.services.deadlines import escalate_request, mark_overdue, remind_assignee
 from hitl.services.decisions import DecisionRefused, addressed_to, capability_for, refuse_decision
@@ -31,6 +32,7 @@ __all__ = [
     "interpret_answer",
     "mark_overdue",
     "reassign_request",
+    "record_bounce",
     "refuse_decision",
     "remind_assignee",
     "resend_notification",
