@@ -166,3 +166,15 @@ class TestMailedBackReports:
         assert InboundEmail.objects.get().detail == "A delivery report naming no notification of ours."
         assert not Approver.objects.exclude(notification_error="").exists()
         assert not AuditEvent.objects.filter(event_type=EventType.NOTIFICATION_FAILED).exists()
+
+
+def test_ops_staff_see_sent_emails_and_bounces_in_the_admin(world: World) -> None:
+    from django.contrib.auth import get_user_model
+
+    created = world.create(approvers=POOL, policy="all")
+    postmark_bounce(sent_to(created["id"], POOL[1]))
+    ops = Client()
+    ops.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "pw"))
+    page = ops.get("/admin/hitl/sentemail/?bounced=yes").content.decode()
+    assert f'field-to">{POOL[1]}' in page and f'field-to">{POOL[0]}' not in page and "unable to deliver" in page
+    assert ops.get("/admin/hitl/sentemail/add/").status_code == 403
