@@ -621,7 +621,9 @@ class WebhookDelivery(models.Model):
     broker outage after the commit loses nothing, the sweeper sends what is still pending.
     `next_attempt_at` is when the next attempt may start; an attempt in progress pushes it forward by
     the HTTP timeout plus a margin (a lease), so a worker killed mid-delivery is retried once that
-    passes, and never two workers at once.
+    passes, and never two workers at once. `queued_until` says a task for it is already on the queue
+    (set when it is enqueued, cleared when an attempt claims it), so the few-second ticker that sends
+    due retries does not queue a second one while the first waits for a worker.
     """
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
@@ -636,6 +638,11 @@ class WebhookDelivery(models.Model):
     attempt_count = models.PositiveIntegerField(default=0)
     retries_left = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    queued_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A task for the next attempt is on the queue: the ticker does not queue another before this.",
+    )
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -258,6 +258,10 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = float(os.environ.get("HITL_Q_POLL") or 1)  # seconds between the ORM broker's polls
 
+# Seconds between the worker's ticker passes (`hitl worker`): deadlines, reminders, escalations and
+# webhook retries happen within this of their time. 0 turns the ticker off (the minute sweep remains).
+HITL_TICK_SECONDS = float(os.environ.get("HITL_TICK_SECONDS") or 2)
+
 # --- email ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

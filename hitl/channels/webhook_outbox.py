@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.models import EventType
@@ -26,7 +26,7 @@ from audit.services import record_event
 from hitl.channels.webhook_payloads import build_payload, decision_payload, encode
 from hitl.lib import crypto, http
 from hitl.lib.errors import InvalidInput
-from hitl.lib.queue import enqueue, enqueue_in
+from hitl.lib.queue import enqueue
 from hitl.lib.webhook_signing import generate_secret, signature_headers
 from hitl.models import (
     DeliveryStatus,
@@ -41,6 +41,8 @@ from hitl.models import (
 # A claimed attempt may take the HTTP time budget plus this long to record its outcome; after that
 # the delivery counts as abandoned (its worker died) and the sweeper hands it to another worker.
 LEASE_MARGIN_SECONDS = 5
+# A queued task is given this long to start its attempt before the ticker queues another (a lost enqueue).
+QUEUED_FOR_SECONDS = 60
 MAX_BACKOFF_SECONDS = 24 * 3600
 RETRYABLE_STATUSES = frozenset({408, 429})
 GONE = 410  # Standard Webhooks: the receiver asks us to stop; the endpoint is disabled
@@ -132,24 +134,7 @@ def stage_deliveries(request: HITLRequest, event: str) -> list[int]:
     if event != WebhookEvent.NEW_REQUEST:
         resolution = Resolution.objects.get(request_id=request.pk)
     body = encode(build_payload(request, event, resolution))
-    now = timezone.now()
-    ids: list[int] = []
-    for hook in hooks:
-        delivery, created = WebhookDelivery.objects.get_or_create(
-            webhook=hook,
-            request=request,
-            event=event,
-            defaults={
-                "message_id": f"msg_{uuid.uuid4().hex}",
-                "body": body,
-                "retries_left": hook.max_retries,
-                "next_attempt_at": now,
-                "created_at": now,
-            },
-        )
-        if created:
-            ids.append(delivery.pk)
-    return ids
+    return _stage(hooks, body, lookup={"request": request, "event": event}, extra={})
 
 
 def stage_decision_deliveries(request: HITLRequest, decision: Any, decisions: list[Any]) -> list[int]:
@@ -162,19 +147,25 @@ def stage_decision_deliveries(request: HITLRequest, decision: Any, decisions: li
     if not hooks:
         return []
     body = encode(decision_payload(request, decision, decisions))
+    return _stage(hooks, body, lookup={"decision": decision}, extra={"request": request, "event": event})
+
+
+def _stage(hooks: list[Webhook], body: str, *, lookup: dict[str, Any], extra: dict[str, Any]) -> list[int]:
+    """One delivery per hook (found by `lookup`: a retried task finds the existing row); the ids of the
+    new ones, whose first task goes on the queue after commit (`queued_until` keeps the ticker off it)."""
     now = timezone.now()
     ids: list[int] = []
     for hook in hooks:
         delivery, created = WebhookDelivery.objects.get_or_create(
             webhook=hook,
-            decision=decision,
+            **lookup,
             defaults={
-                "request": request,
-                "event": event,
+                **extra,
                 "message_id": f"msg_{uuid.uuid4().hex}",
                 "body": body,
                 "retries_left": hook.max_retries,
                 "next_attempt_at": now,
+                "queued_until": now + timedelta(seconds=QUEUED_FOR_SECONDS),
                 "created_at": now,
             },
         )
@@ -222,7 +213,9 @@ def attempt_delivery(delivery_id: int) -> WebhookAttempt | None:
     claimed = WebhookDelivery.objects.filter(
         pk=delivery_id, status=DeliveryStatus.PENDING, attempt_count=due["attempt_count"]
     ).update(
-        attempt_count=due["attempt_count"] + 1, next_attempt_at=now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS)
+        attempt_count=due["attempt_count"] + 1,
+        next_attempt_at=now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS),
+        queued_until=None,  # this task was the queued one: the next retry may be queued when it is due
     )
     if not claimed:
         return None
@@ -356,15 +349,14 @@ def _record_attempt(
     elif will_retry:
         used = max(delivery.webhook.max_retries - delivery.retries_left, 0)
         delay = backoff_seconds(used)
-        if ours.update(
+        # Queued when it is due by the worker's ticker (`sweep.tick`, every few seconds), or by the
+        # minute sweep under a plain qcluster: no schedule row, no task holding a worker while it waits.
+        ours.update(
             retries_left=F("retries_left") - 1,
             next_attempt_at=now + timedelta(seconds=delay),
             last_status_code=status_code,
             last_error=error[:2000],
-        ):
-            # The retry is scheduled for its own due time; the minute sweep only catches a lost one.
-            delivery_id = delivery.pk
-            transaction.on_commit(lambda: enqueue_in(delay, "hitl.tasks.deliver_webhook", delivery_id))
+        )
     elif ours.update(
         status=DeliveryStatus.FAILED, next_attempt_at=None, last_status_code=status_code, last_error=error[:2000]
     ):
@@ -444,8 +436,17 @@ def redeliver(delivery_id: int, *, actor: str, source: str = "admin") -> bool:
 
 
 def due_deliveries(now: Any, limit: int) -> list[int]:
-    return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    """Pending deliveries whose next attempt is due and that no queued task is waiting for (a lost
+    enqueue, a retry whose backoff passed, an attempt whose worker died); marked as queued for
+    QUEUED_FOR_SECONDS, so the caller enqueues each once even when the ticker runs every few seconds."""
+    waiting = Q(queued_until__isnull=True) | Q(queued_until__lte=now)
+    due = WebhookDelivery.objects.filter(waiting, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+    ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    until = now + timedelta(seconds=QUEUED_FOR_SECONDS)
+    with transaction.atomic():
+        rows = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(waiting, pk__in=ids)
+        marked = list(rows.values_list("pk", flat=True))
+        WebhookDelivery.objects.filter(pk__in=marked).update(queued_until=until)
+    return marked

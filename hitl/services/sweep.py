@@ -1,5 +1,9 @@
-"""The one periodic job (SPEC §5): every minute a django-q2 schedule runs `sweep()` (see hitl.schedules;
-`manage.py hitl_sweep` runs one pass by hand).
+"""The periodic pass (SPEC §5): `hitl worker` runs `tick()` every HITL_TICK_SECONDS (2 s by default) in
+a thread beside the cluster, so a deadline, a reminder, an escalation or a webhook retry happens within
+seconds of its time; the minute django-q2 schedule runs `sweep()`, the same pass plus housekeeping, as
+the backstop for clusters started without the ticker (plain `qcluster`; see hitl.schedules).
+`manage.py hitl_sweep` runs one pass by hand. One pass at a time finds due work across all workers
+(a PostgreSQL advisory lock taken without waiting; SQLite has one writer anyway).
 
 It only *finds* due work through the indexed deadline columns (partial indexes on pending rows) and
 hands each item to its service, whose compare-and-set makes it happen exactly once, however many
@@ -11,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from hitl.channels import webhook_outbox
@@ -94,8 +100,49 @@ def expire_due(ids: list[Any], now: datetime) -> int:
     return done
 
 
+# pg_try_advisory_lock key of the pass that finds due work ("hitl-tick" in ASCII).
+_TICK_LOCK_KEY = 0x68_69_74_6C_74_69_63_6B
+
+
+@contextmanager
+def _one_pass_at_a_time() -> Iterator[bool]:
+    """True when this process may run the due-work pass now; False when another one is at it."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_TICK_LOCK_KEY])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_TICK_LOCK_KEY])
+
+
+def tick(now: datetime | None = None) -> SweepReport | None:
+    """The worker's few-second pass: due timeouts, SLA marks, reminders, escalations and webhook
+    retries. None when another worker's pass is running (it does the same work)."""
+    with _one_pass_at_a_time() as mine:
+        if not mine:
+            return None
+        return _due_work(now or timezone.now())
+
+
 def sweep(now: datetime | None = None) -> SweepReport:
+    """The minute pass: the ticker's work (unless a ticker is at it right now), then housekeeping."""
     now = now or timezone.now()
+    with _one_pass_at_a_time() as mine:
+        report = _due_work(now) if mine else SweepReport()
+    # Idempotency keys live 24 h (SPEC §15); a replay after that is a new call.
+    purged, _ = IdempotencyKey.objects.expired(now).delete()
+    if purged:
+        logger.info("sweep: forgot %d idempotency keys older than 24 h", purged)
+    return report
+
+
+def _due_work(now: datetime) -> SweepReport:
     deadline = time.monotonic() + TIME_BUDGET
     report = SweepReport()
 
@@ -131,10 +178,6 @@ def sweep(now: datetime | None = None) -> SweepReport:
     for delivery_id in webhook_outbox.due_deliveries(now, BATCH):
         enqueue("hitl.tasks.deliver_webhook", delivery_id)
         report.deliveries += 1
-    # Idempotency keys live 24 h (SPEC §15); a replay after that is a new call.
-    purged, _ = IdempotencyKey.objects.expired(now).delete()
-    if purged:
-        logger.info("sweep: forgot %d idempotency keys older than 24 h", purged)
     if any(getattr(report, f.name) for f in fields(report)):
         logger.info("sweep: %s", report)
     return report

@@ -102,6 +102,23 @@ def _sealer(stop: threading.Event, interval: float) -> None:
     db.connections.close_all()
 
 
+def _ticker(stop: threading.Event, interval: float) -> None:
+    """Every `interval` seconds, the pass that finds due work (`hitl.services.sweep.tick`): timeouts,
+    SLA marks, reminders, escalations, webhook retries, each within seconds of its time. Several
+    workers may run one each: a pass that finds another at work returns at once."""
+    from django import db
+
+    from hitl.services.sweep import tick
+
+    while not stop.wait(interval):
+        try:
+            tick()
+        except Exception:  # a database outage: log it and try again at the next tick
+            logger.exception("ticker: a pass failed")
+            db.connections.close_all()
+    db.connections.close_all()
+
+
 def _sentinel(stop_event: Any, start_event: Any, cluster_id: Any, broker: Any, timeout: Any) -> None:
     """The cluster's sentinel, deaf to SIGTERM and SIGINT like every process it forks (they inherit
     the dispositions): the master alone decides when to stop."""
@@ -168,6 +185,11 @@ class Command(BaseCommand):
         sealer_stop = threading.Event()
         sealer = threading.Thread(target=_sealer, args=(sealer_stop, SEAL_INTERVAL), name="audit-sealer", daemon=True)
         sealer.start()
+        if settings.HITL_TICK_SECONDS > 0:
+            ticker = threading.Thread(
+                target=_ticker, args=(sealer_stop, settings.HITL_TICK_SECONDS), name="ticker", daemon=True
+            )
+            ticker.start()
 
         while not received and sentinel.is_alive():
             time.sleep(0.1)
@@ -177,7 +199,7 @@ class Command(BaseCommand):
 
         deadline = time.monotonic() + stop_timeout
         logger.info("worker %s stopping on %s", name, signal.Signals(received[0]).name)
-        sealer_stop.set()  # a batch in flight commits or, killed at the deadline, rolls back: nothing lost
+        sealer_stop.set()  # the sealer's and the ticker's work in flight commits or, killed, rolls back
         # A daemon thread: Event.set() waits for every sleeper on the event to wake, and a sleeper that
         # was killed never does; the main thread must stay free to enforce the deadline.
         threading.Thread(target=stop_event.set, daemon=True).start()
