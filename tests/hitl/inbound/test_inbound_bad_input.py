@@ -9,19 +9,9 @@ from django.test import Client
 from hitl.models import HITLRequest, InboundEmail
 from tests.support import esp_payloads as esp
 from tests.support.base import World
+from tests.support.inbound import REVIEWER
 
 pytestmark = pytest.mark.django_db
-
-REVIEWER = "reviewer@example.com"
-
-
-@pytest.fixture
-def pending(world: World) -> tuple[str, str]:
-    mail.outbox.clear()
-    created = world.create(assign_to=REVIEWER)
-    reply_to = mail.outbox[0].reply_to[0]
-    mail.outbox.clear()
-    return created["id"], reply_to
 
 
 def post_raw(raw: bytes | str, to: str, sender: str = REVIEWER):

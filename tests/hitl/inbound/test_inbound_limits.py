@@ -17,19 +17,9 @@ from audit.models import AuditEvent
 from hitl.models import HITLRequest, InboundEmail
 from tests.support import esp_payloads as esp
 from tests.support.base import World
+from tests.support.inbound import REVIEWER
 
 pytestmark = pytest.mark.django_db
-
-REVIEWER = "reviewer@example.com"
-
-
-@pytest.fixture
-def pending(world: World) -> tuple[str, str]:
-    mail.outbox.clear()
-    created = world.create(assign_to=REVIEWER)
-    reply_to = mail.outbox[0].reply_to[0]
-    mail.outbox.clear()
-    return created["id"], reply_to
 
 
 def with_attachment(sender: str, to: str, body: str, size: int) -> bytes:

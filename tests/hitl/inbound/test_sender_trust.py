@@ -13,18 +13,10 @@ from hitl.lib.reply_tokens import make_token
 from hitl.models import HITLRequest, InboundEmail
 from tests.support import esp_payloads as esp
 from tests.support.base import World
+from tests.support.inbound import REVIEWER
+from tests.support.inbound import pending_request as pending
 
 pytestmark = pytest.mark.django_db
-
-REVIEWER = "reviewer@example.com"
-
-
-def pending(world: World, **payload: object) -> tuple[str, str]:
-    mail.outbox.clear()
-    created = world.create(assign_to=REVIEWER, **payload)
-    reply_to = mail.outbox[0].reply_to[0]
-    mail.outbox.clear()
-    return created["id"], reply_to
 
 
 def post_raw(raw: str, to: str) -> object:
