@@ -110,12 +110,16 @@ def _ticker(stop: threading.Event, interval: float) -> None:
 
     from hitl.services.sweep import tick
 
-    while not stop.wait(interval):
+    wait = interval
+    while not stop.wait(wait):
+        started = time.monotonic()
         try:
             tick()
         except Exception:  # a database outage: log it and try again at the next tick
             logger.exception("ticker: a pass failed")
             db.connections.close_all()
+        # A pass every `interval`, not `interval` after each pass: a slow pass does not push the next.
+        wait = max(0.05, interval - (time.monotonic() - started))
     db.connections.close_all()
 
 
