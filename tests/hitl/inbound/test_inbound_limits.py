@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -143,3 +144,27 @@ class TestUnwalkableMime:
         assert code == 0 and out.startswith("refused too_large")
         assert InboundEmail.objects.get().reason == "too_large"
         assert [m.to for m in mail.outbox] == [[REVIEWER]]
+
+
+class TestOversizeOnEveryShape:
+    """The limit and the sniff hold for JSON posts (Postmark) and parsed form posts (SendGrid) too, not
+    only for a raw MIME field."""
+
+    @pytest.mark.parametrize("esp_name", ["postmark", "sendgrid"])
+    def test_over_the_limit_it_records_and_tells_the_assignee(
+        self, pending: tuple[str, str], settings, esp_name: str
+    ) -> None:
+        settings.HITL_INBOUND_MAX_BYTES = 1_000_000
+        request_id, reply_to = pending
+        big = base64.b64encode(b"\x00" * 1_500_000).decode()
+        if esp_name == "postmark":
+            payload: Any = esp.postmark(REVIEWER, reply_to, "approved")
+            payload["Attachments"] = [{"Name": "scan.png", "Content": big, "ContentType": "image/png"}]
+        else:
+            payload = {**esp.sendgrid_parsed(REVIEWER, reply_to, "approved"), "attachments": "1", "attachment1": big}
+        response = esp.post(Client(), esp_name, payload)
+        assert response.status_code == 200 and response.json()["code"] == "too_large"
+        assert HITLRequest.objects.get(pk=request_id).status == "pending"
+        record = InboundEmail.objects.get()
+        assert (record.outcome, record.reason, record.sender) == ("refused", "too_large", REVIEWER)
+        assert [m.to for m in mail.outbox] == [[REVIEWER]] and "without attachments" in mail.outbox[0].body
