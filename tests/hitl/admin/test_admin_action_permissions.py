@@ -42,6 +42,7 @@ DELETE_MODELS = [
     "accounts.organization",
     "hitl.routingrule",
     "hitl.inboundemail",
+    "hitl.sentemail",
     "flows.deploymentflow",
     "flows.flowrun",
     "hitl.webhookdelivery",
