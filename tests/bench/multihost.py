@@ -25,10 +25,16 @@ create sends one notification email) and one webhook subscribed to everything (p
 **Load.** Open loop: create i is due at start + i / rate (`--rate`), sent to the live hosts in turn
 (round robin) with `Idempotency-Key` and a unique `flow_id`. A connection that fails, breaks or gets a
 5xx is retried at once on the other host with the same key (a create the dead host had committed comes
-back as a replay, never twice); accepted = a 201 received. Each accepted request is answered
-`--answer-after` seconds later through `POST /api/v1/requests/<id>/respond/` (same failover, its own
-key), so its notification has gone out before it is answered (the email channel skips a request that is
-no longer pending). Latency is measured from the due time (queueing counts).
+back as a replay, never twice), and the failed host is skipped for 5 s (a balancer's passive health
+check); accepted = a 201 received. A key whose first call died with its host stays
+`idempotency_in_progress` (the server takes such a key over only after 10 minutes): after 20 such
+answers (~10 s) the client looks the `flow_id` up and creates under a new key if absent, or answers
+under a new key (answering is exactly once by itself: a second answer is 409 `not_pending`); these are
+counted. The reviewer answers each accepted request through `POST /api/v1/requests/<id>/respond/` (same
+failover, its own key) once its notification email is in the mail directories, at the earliest
+`--answer-after` and at the latest `--answer-timeout` seconds after the create (the email channel skips
+a request that is no longer pending, so answering first would hide a missing email). Latency is from
+the due time (queueing counts); the answer's from when the reviewer sends it.
 
 **Phases.** A: host 1 alone, `--seconds`. B: both hosts, `--seconds`, same rate. C: both hosts for
 `--kill-seconds`, and `--kill-at` seconds in every process in `hitl-app2` (its gunicorn master and
@@ -82,6 +88,7 @@ APP_PORT, RECEIVER_PORT = 8000, 8302
 LB_PORT = {1: 18011, 2: 18012}  # the load's way to each app host (1 ms proxy on the db host)
 DELAY = 0.001
 PREFIX = "bench-mh"
+DOWN_FOR = 5.0  # seconds the load skips a host after a failed connection (a balancer's passive check)
 STUCK_TRIES = 20  # idempotency_in_progress answers (~10 s) before a key counts as held by a dead call
 
 
@@ -309,6 +316,7 @@ class Load:
         self.lost_creates = 0
         self.stuck: collections.Counter[str] = collections.Counter()
         self.start = 0.0
+        self.down_until: dict[int, float] = {}
 
     async def call(self, first: int, tries: list[str], method: str, path: str, body: bytes, key: str) -> Any:
         """Try `first`'s host, then the others in turn, with the same Idempotency-Key; returns (host,
@@ -319,6 +327,9 @@ class Load:
         in_progress = 0
         for attempt in range(60):
             host = next(order)
+            now = time.perf_counter()
+            if self.down_until.get(host, 0.0) > now and any(self.down_until.get(h, 0.0) <= now for h in self.hosts):
+                host = next(order)  # passive health check: skip a host that just failed, while another is up
             try:
                 status, reply = await asyncio.wait_for(
                     http(LB_PORT[host], method, path, body, {**self.auth, "Idempotency-Key": key}), timeout=15
@@ -326,6 +337,7 @@ class Load:
             except (OSError, TimeoutError, ValueError, IndexError) as exc:
                 tries.append(f"h{host}:{type(exc).__name__}")
                 self.failovers += 1
+                self.down_until[host] = time.perf_counter() + DOWN_FOR
                 continue
             code = ""
             if status >= 400:
