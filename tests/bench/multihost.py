@@ -36,7 +36,9 @@ failover, its own key) once its notification email is in the mail directories, a
 a request that is no longer pending, so answering first would hide a missing email). Latency is from
 the due time (queueing counts); the answer's from when the reviewer sends it.
 
-**Phases.** A: host 1 alone, `--seconds`. B: both hosts, `--seconds`, same rate. C: both hosts for
+**Phases.** A: host 1 alone; first the capacity (closed loop: `--capacity-clients` connections
+creating back to back for `--capacity-seconds`, not answered, not checked), then the open-loop load for
+`--seconds`. B: the same with both hosts. C: both hosts for
 `--kill-seconds`, and `--kill-at` seconds in every process in `hitl-app2` (its gunicorn master and
 workers, its worker's sentinel, pusher, workers, monitor) gets SIGKILL at once (`ip netns pids`); the
 load goes on against host 1. After the load, the script waits (at most `--recovery` s) until no
@@ -638,6 +640,42 @@ def figures(load: Load, elapsed: float) -> dict[str, Any]:
     }
 
 
+async def capacity(key: str, hosts: list[int], seconds: float, clients: int, tag: str) -> dict[str, Any]:
+    """Closed loop: `clients` connections each creating back to back for `seconds` (client j on host
+    hosts[j % len]), no answers: the creates per second the live hosts sustain."""
+    auth = {"Authorization": f"Bearer {key}"}
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def client(j: int) -> None:
+        nonlocal errors
+        n = 0
+        while time.perf_counter() < stop:
+            n += 1
+            body = json.dumps({"message": "Capacity", "method_name": "review_multihost", "flow_id": f"{tag}-{j}-{n}"})
+            began = time.perf_counter()
+            try:
+                status, _ = await http(LB_PORT[hosts[j % len(hosts)]], "POST", "/api/v1/requests/", body.encode(), auth)
+            except (OSError, ValueError, IndexError):
+                status = 0
+            if status == 201:
+                latencies.append((time.perf_counter() - began) * 1000)
+            else:
+                errors += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(j) for j in range(clients)))
+    elapsed = time.perf_counter() - began
+    return {
+        "rate": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "errors": errors,
+        "load_avg": os.getloadavg()[0],
+    }
+
+
 def warm_up(key: str, host: int, mail: MailWatch, args: argparse.Namespace) -> None:
     """A few creates against a fresh host (each gunicorn process imports and connects on its first
     calls), not counted."""
@@ -650,12 +688,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="hitl_bench_mh")
     parser.add_argument("--redis-db", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=10.0, help="creates per second offered (open loop)")
+    parser.add_argument("--rate", type=float, default=8.0, help="creates per second offered (open loop)")
     parser.add_argument("--seconds", type=float, default=30.0, help="load of phases A and B")
     parser.add_argument("--kill-seconds", type=float, default=60.0, help="load of phase C")
     parser.add_argument("--kill-at", type=float, default=20.0, help="seconds into phase C when host 2 dies")
     parser.add_argument("--answer-after", type=float, default=1.0, help="earliest answer after the create (s)")
     parser.add_argument("--answer-timeout", type=float, default=20.0, help="answer then even without an email (s)")
+    parser.add_argument("--capacity-seconds", type=float, default=10.0, help="closed-loop creates, A and B; 0: none")
+    parser.add_argument("--capacity-clients", type=int, default=8)
     parser.add_argument("--recovery", type=float, default=150.0, help="max wait after phase C's load")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -719,6 +759,13 @@ def main() -> int:
                     r[f"start_{n}"] = hosts.start(n)
                     warm_up(key, n, mail, args)
             settle(stack, 60)
+            if phase != "C" and args.capacity_seconds > 0:
+                cap = asyncio.run(
+                    capacity(key, live, args.capacity_seconds, args.capacity_clients, f"{PREFIX}-cap{phase}")
+                )
+                r[f"capacity_{phase}"] = cap
+                print(phase, "capacity", json.dumps(cap), flush=True)
+                settle(stack, 90)
             load = loads[phase] = Load(key, live, args, phase, mail)
             events = {args.kill_at: kill_host_2} if phase == "C" else None
             elapsed = asyncio.run(load.run(events))
@@ -824,6 +871,18 @@ def write(r: dict[str, Any], args: argparse.Namespace) -> Path:
         ],
         rows,
     )
+    if "capacity_A" in r:
+        ca, cb = r["capacity_A"], r["capacity_B"]
+        cap_rows = [
+            [label, f"{c['rate']:.1f}", f"{c['p50']:.0f} / {c['p99']:.0f}", c["errors"], f"{c['load_avg']:.1f}"]
+            for label, c in (("A: one app host", ca), ("B: two app hosts", cb))
+        ]
+        cap_rows.append(["**B ÷ A**", f"**{cb['rate'] / ca['rate']:.2f}**", "", "", ""])
+        throughput += (
+            f"\n\nCapacity, closed loop ({args.capacity_clients} connections creating back to back for "
+            f"{args.capacity_seconds:g} s, spread over the live hosts, no answers):\n\n"
+            + table(["phase", "creates /s", "p50 / p99 ms", "non-201", "load avg"], cap_rows)
+        )
     once_rows = []
     for phase in "ABC":
         k = r[f"check_{phase}"]
