@@ -1,7 +1,7 @@
 """More machines (issue 21): two app hosts and one database + broker host, one app host killed mid-load.
 
-    sudo .venv/bin/python tests/bench/multihost.py                     # ~6 minutes; root: it creates netns
-    .venv/bin/python tests/bench/multihost.py --rate 15 --seconds 20 --kill-seconds 45 --no-write
+    .venv/bin/python tests/bench/multihost.py              # as root (it creates netns); ~8-9 min on a busy 2-vCPU box
+    .venv/bin/python tests/bench/multihost.py --rate 8 --seconds 8 --kill-seconds 20 --kill-at 6 --no-write  # ~5 min
 
 **Hosts.** Each app host is a network namespace (`hitl-app1`, `hitl-app2`) with one veth pair whose
 namespace end has a loopback-range address (127.2.0.11, 127.2.0.12) and whose root end is a port of a
