@@ -180,3 +180,16 @@ def wait_for_dead_consumers(timeout: float = 10.0) -> None:
     while time.monotonic() < deadline and int(client.info("clients").get("blocked_clients", 0)) > 0:
         time.sleep(0.05)
     client.close()
+
+
+def wait_until(check: Any, timeout: float = 30.0, *, what: str = "condition", cluster: QCluster | None = None) -> Any:
+    """Poll `check` until it returns something truthy (returned) or `timeout` passes (AssertionError
+    naming `what`, with the worker's log when `cluster` is given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    log = f"\n--- qcluster log ---\n{cluster.log()}" if cluster is not None else ""
+    raise AssertionError(f"{what}: not met within {timeout}s{log}")

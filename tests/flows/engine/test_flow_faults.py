@@ -15,7 +15,6 @@ ORM broker, PostgreSQL runs with Redis (the broker that drops a killed worker's 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,19 +30,10 @@ from hitl.models import HITLRequest, Resolution
 from hitl.schedules import RECOVER_NAME
 from tests.support import sample_flows  # noqa: F401  (registers the test flows in this process too)
 from tests.support.base import World, build_world
-from tests.support.qcluster import QCluster, tick_schedule
+from tests.support.qcluster import QCluster, tick_schedule, wait_until
 
 FLOW = "test_killed_mid_step"
 STALLED_AFTER = 2  # seconds; production keeps 300 (above the 90 s task timeout)
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not met within {timeout}s")
 
 
 def ledger(folder: Path) -> list[str]:
@@ -87,13 +77,13 @@ def recover_once_stalled(run_id: str) -> Any:
 
 def finish_and_check(world: World, run_id: str, qcluster: QCluster) -> FlowRun:
     """The human step after the interrupted one asks once; answering completes the run once."""
-    wait_until(lambda: FlowRun.objects.get(pk=run_id).status == "waiting_for_human", what=qcluster.log())
+    wait_until(lambda: FlowRun.objects.get(pk=run_id).status == "waiting_for_human", cluster=qcluster)
     assert HITLRequest.objects.filter(flow_id=run_id).count() == 1
     request = HITLRequest.objects.get(flow_id=run_id)
     services.respond_to_request(
         request.pk, services.Answer(outcome="approved", feedback="Ship it"), responder="lead@example.com", source="api"
     )
-    wait_until(lambda: FlowRun.objects.get(pk=run_id).status == "completed", what=qcluster.log())
+    wait_until(lambda: FlowRun.objects.get(pk=run_id).status == "completed", cluster=qcluster)
     run = FlowRun.objects.get(pk=run_id)
     steps = list(FlowStep.objects.filter(run=run).order_by("seq").values_list("seq", "method_name", "status"))
     assert steps == [
@@ -116,7 +106,7 @@ class TestWorkerKilledMidStep:
         world = build_world()
         worker(qcluster, workers=1).start()
         run_id = kick_off(world, tmp_path)
-        wait_until(lambda: (tmp_path / "started-1").exists(), what=qcluster.log())
+        wait_until(lambda: (tmp_path / "started-1").exists(), cluster=qcluster)
 
         qcluster.kill()  # SIGKILL mid-step: the step's body began, nothing of it was committed
         run = FlowRun.objects.get(pk=run_id)
@@ -142,14 +132,14 @@ class TestWorkerKilledMidStep:
         world = build_world()
         worker(qcluster, workers=2).start()
         run_id = kick_off(world, tmp_path)
-        wait_until(lambda: len(ledger(tmp_path)) == 1, what=qcluster.log())
+        wait_until(lambda: len(ledger(tmp_path)) == 1, cluster=qcluster)
         qcluster.kill()
 
         worker(qcluster, workers=2).start()
         assert recover_once_stalled(run_id) == 1
-        wait_until(lambda: len(ledger(tmp_path)) == 2, what=qcluster.log())
+        wait_until(lambda: len(ledger(tmp_path)) == 2, cluster=qcluster)
         assert recover_once_stalled(run_id) == 1  # still no progress committed: handed out again
-        wait_until(lambda: len(ledger(tmp_path)) == 3, what=qcluster.log())
+        wait_until(lambda: len(ledger(tmp_path)) == 3, cluster=qcluster)
         (tmp_path / "release").touch()  # both attempts finish; one wins the compare-and-set on seq
 
         finish_and_check(world, run_id, qcluster)

@@ -3,27 +3,15 @@ killed while the run waits does not stop it from resuming, once, after a restart
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from flows.models import DeploymentFlow, FlowRun
 from hitl import services
 from hitl.models import HITLRequest
 from tests.support.base import build_world
-from tests.support.qcluster import QCluster
+from tests.support.qcluster import QCluster, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 class TestFlowOnARealWorker:

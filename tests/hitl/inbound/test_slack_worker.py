@@ -4,7 +4,6 @@ and the press is answered later, on a `manage.py qcluster` subprocess, through t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,21 +11,11 @@ import pytest
 from hitl.lib import crypto
 from hitl.models import Resolution
 from tests.support.base import build_world
-from tests.support.qcluster import QCluster
+from tests.support.qcluster import QCluster, wait_until
 from tests.support.slack_fake import FakeSlack, block_actions, buttons_of, post_interaction
 from tests.support.slack_world import ANN, CHANNEL, SECRET, TOKEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(check: Callable[[], Any], qcluster: QCluster, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out\n--- qcluster log ---\n{qcluster.log()}")
 
 
 class TestSlackOnARealWorker:
@@ -41,7 +30,7 @@ class TestSlackOnARealWorker:
         qcluster.extra_env["HITL_SLACK_API_BASE"] = settings.HITL_SLACK_API_BASE
         qcluster.start()
         created = world.create(channel="slack", assign_to="ann@example.com")
-        posted = wait_for(lambda: slack_api.called("chat.postMessage"), qcluster)
+        posted = wait_until(lambda: slack_api.called("chat.postMessage"), cluster=qcluster)
         button = buttons_of(posted[0])["Approved"]
 
         slack_api.slow_users_info = 3.0  # the worker's part takes at least this long
@@ -52,8 +41,8 @@ class TestSlackOnARealWorker:
         assert response.status_code == 200 and time.monotonic() - started < 2.5
         assert not Resolution.objects.filter(request_id=created["id"]).exists()
 
-        resolution = wait_for(lambda: Resolution.objects.filter(request_id=created["id"]).first(), qcluster)
+        resolution = wait_until(lambda: Resolution.objects.filter(request_id=created["id"]).first(), cluster=qcluster)
         assert (resolution.source, resolution.responder, resolution.outcome) == ("slack", "ann@example.com", "approved")
-        wait_for(lambda: slack_api.called("chat.update"), qcluster)
-        [ephemeral] = wait_for(lambda: slack_api.called("chat.postEphemeral"), qcluster)
+        wait_until(lambda: slack_api.called("chat.update"), cluster=qcluster)
+        [ephemeral] = wait_until(lambda: slack_api.called("chat.postEphemeral"), cluster=qcluster)
         assert ephemeral.payload["text"] == "Recorded: Approved. Thank you!"

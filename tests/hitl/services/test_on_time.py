@@ -5,7 +5,6 @@ however often the ticker runs."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,20 +15,10 @@ from hitl.channels import webhook_outbox
 from hitl.models import DeliveryStatus, HITLRequest, Resolution, WebhookDelivery
 from hitl.services import sweep
 from tests.support.base import World, build_world
-from tests.support.qcluster import QCluster
+from tests.support.qcluster import QCluster, wait_until
 from tests.support.receiver import Receiver
 
 PROMISE = timedelta(seconds=5)
-
-
-def wait_until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s")
 
 
 class TestOnARealWorker:
