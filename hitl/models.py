@@ -31,6 +31,7 @@ class Mode(models.TextChoices):
     APPROVAL = "approval", "Approve / reject"
     CHOICES = "choices", "Choices"
     TEXT = "text", "Text"
+    FORM = "form", "Form"
 
 
 class Channel(models.TextChoices):
@@ -322,6 +323,9 @@ class HITLRequest(models.Model):
     on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.DEFAULT)
     link_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     editable = models.BooleanField(default=False)
+    # Typed forms (SPEC §14): the JSON Schema of the answer (hitl.lib.forms' subset) and its pre-fill.
+    form_schema = models.JSONField(default=dict, blank=True)
+    form_initial = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     requested_assignee = models.EmailField(blank=True, help_text="assign_to as given by the client.")
@@ -465,6 +469,8 @@ class Decision(models.Model):
     text = models.TextField(blank=True)
     choices = models.JSONField(default=list, blank=True)
     edited_output = models.TextField(null=True, blank=True)
+    form = models.JSONField(null=True, blank=True, help_text="Form mode: this approver's validated values.")
+    content_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the content decided on.")
     source = models.CharField(max_length=20, choices=Source.choices)
     actor = models.CharField(max_length=254, blank=True, help_text="Who submitted it (a manager, the app).")
     on_behalf_of = models.BooleanField(default=False)
@@ -488,6 +494,8 @@ class Decision(models.Model):
             "feedback": self.feedback,
             "source": self.source,
             "decided_at": self.decided_at.isoformat().replace("+00:00", "Z"),
+            "content_sha256": self.content_sha256,
+            **({"form": self.form} if self.form is not None else {}),
         }
 
 

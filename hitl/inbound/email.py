@@ -91,6 +91,7 @@ class SenderFault(Exception):
         super().__init__(why)
         self.reason, self.why, self.what_to_do, self.request, self.options = reason, why, what_to_do, request, options
         self.audited = False  # True when respond_to_request already recorded the refusal
+        self.options_title = ""
 
 
 def _header_values(message: Message, *names: str) -> list[str]:
@@ -344,6 +345,8 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
         fault.audited = True
         raise fault from None
     except InvalidAnswer as exc:
+        if request.mode == Mode.FORM:
+            raise _form_fault(request, exc) from None
         fault = SenderFault(
             "invalid_answer",
             f"We could not read an answer from your reply: {exc.detail}",
@@ -354,6 +357,25 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
         fault.audited = True
         raise fault from None
     return request, resolution.result
+
+
+def _form_fault(request: HITLRequest, exc: InvalidAnswer) -> SenderFault:
+    """A form reply with invalid fields (SPEC §14): the error email names every one and how to fix it."""
+    from hitl.lib.forms import form_fields
+
+    labels = {f.name: f.label for f in form_fields(request.form_schema or {})}
+    errors: dict[str, list[str]] = exc.extra.get("errors") or {}
+    fault = SenderFault(
+        "invalid_form",
+        f"{len(errors)} field(s) of your reply need fixing; nothing was recorded.",
+        'Reply again with one "field: value" line per field (the label or the name, in any case), or use the '
+        "form link in the notification. Fields you leave out keep their pre-filled value.",
+        request=request,
+        options=[f"{labels.get(name, name)}: {' '.join(messages)}" for name, messages in errors.items()],
+    )
+    fault.options_title = "What to fix:"
+    fault.audited = True
+    return fault
 
 
 def _authentic_for_resolved(token: Any, sender: str) -> bool:
@@ -414,6 +436,7 @@ def _send_error(sender: str, fault: SenderFault, *, in_reply_to: str | None) -> 
             "why": fault.why,
             "what_to_do": fault.what_to_do,
             "options": fault.options or [],
+            **({"options_title": fault.options_title} if fault.options_title else {}),
             "request_id": str(fault.request.pk) if fault.request else None,
             "in_reply_to": in_reply_to or "",
         },

@@ -110,6 +110,8 @@ def create_request(
         on_timeout=clean.on_timeout,
         link_ttl_seconds=clean.link_ttl or deployment.link_ttl_seconds,
         editable=clean.editable,
+        form_schema=clean.schema,
+        form_initial=clean.initial,
         requested_assignee=clean.assign_to,
         assigned_to_email=assignment.email,
         assigned_rule=assignment.rule,
