@@ -332,6 +332,7 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
 
     text = reply_body(message)
     answer = services.Answer(text=text) if request.mode == Mode.TEXT else services.Answer(feedback=text)
+    answer.form_reply = request.mode == Mode.FORM  # `field: value` lines (SPEC §14)
     try:
         resolution = services.respond_to_request(
             request.pk, answer, responder=sender, source=Source.EMAIL, assignment_version=capability.version

@@ -33,10 +33,11 @@ class Answer:
     text: str = ""
     edited_output: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    # Form mode (SPEC §14): the API's `data` (typed JSON), or a page's strings (`form_strings`); None
-    # reads `field: value` lines from the feedback (an email reply).
+    # Form mode (SPEC §14): the API's `data` (typed JSON), a page's strings (`form_strings`), or an
+    # email reply's `field: value` lines (`form_reply`). Anything else (a chat button) answers no form.
     form: Any = None
     form_strings: bool = False
+    form_reply: bool = False  # an email reply: the form's values are `field: value` lines of the feedback
 
 
 # "3. this one is best", "#2) the Django one", "1, 3 - both fine": numbers, then punctuation, then a
@@ -227,9 +228,15 @@ def read_form(request: HITLRequest, answer: Answer) -> tuple[dict[str, Any], str
     `errors` per field) naming every field's problem at once."""
     schema = request.form_schema or {}
     feedback = (answer.feedback or "").strip()
-    if answer.form is None:
+    if answer.form_reply:
         values, errors, rest = forms.read_reply(schema, answer.feedback or answer.text, request.form_initial)
         feedback = rest
+    elif answer.form is None:
+        raise InvalidAnswer(
+            "This request is a form: answer it on its page (the link), by email with field: value lines, "
+            "or through the API with data.",
+            code="form_required",
+        )
     elif answer.form_strings:
         values, errors = forms.read_strings(schema, answer.form)
     else:

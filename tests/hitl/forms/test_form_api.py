@@ -227,3 +227,16 @@ class TestFormWithApprovers:
         assert forms == {"a@example.com": GOOD, "b@example.com": second_values}
         assert all(len(d["content_sha256"]) == 64 for d in result["decisions"])
         assert result["form"] in (GOOD, second_values)
+
+
+class TestOnlyFormAnswers:
+    def test_an_answer_without_form_values_is_refused(self, world: World) -> None:
+        from hitl import services
+        from hitl.lib.errors import InvalidAnswer
+
+        created = create(world)
+        for answer in (services.Answer(text="yes"), services.Answer(outcome="approved"), services.Answer()):
+            with pytest.raises(InvalidAnswer) as refused:
+                services.respond_to_request(created["id"], answer, responder="slack:ann", source="slack")
+            assert refused.value.code == "form_required"
+        assert nothing_recorded(created["id"])
