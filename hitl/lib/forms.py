@@ -65,6 +65,13 @@ def schema_problems(schema: Any) -> list[str]:
         return ["The schema must be plain JSON."]
     if size > MAX_SCHEMA_BYTES:
         return [f"The schema is {size} bytes of JSON; at most {MAX_SCHEMA_BYTES // 1024} KiB."]
+    try:  # what no database stores: NUL, lone surrogates
+        dumped = json.dumps(schema, ensure_ascii=False)
+        dumped.encode("utf-8")
+    except UnicodeError:
+        return ["The schema holds invalid Unicode (a lone surrogate)."]
+    if "\x00" in dumped or "\\u0000" in dumped:
+        return ["The schema holds a NUL character."]
     if _depth(schema) > MAX_DEPTH:
         return [f"The schema is nested deeper than {MAX_DEPTH} levels; a form schema is an object of flat fields."]
     problems = _metaschema_problems(schema)
@@ -405,6 +412,12 @@ def field_errors(spec: FormField, value: Any) -> list[str]:
         return []
     if not isinstance(value, str):
         return [f"Must be text. {fix}"]
+    if "\x00" in value:
+        return ["Must not contain NUL characters."]
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        return ["Must be valid Unicode text."]
     if len(value) > MAX_STRING:
         return [f"At most {MAX_STRING} characters."]
     if spec.enum:

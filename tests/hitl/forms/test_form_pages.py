@@ -115,3 +115,9 @@ class TestFormPage:
         )
         signed_in(world).post(f"/requests/{req.pk}/answer/", {"f-n": "3"})
         assert Resolution.objects.get(request_id=req.pk).result["form"] == {"n": 3, "ok": False}
+
+    def test_a_nul_character_is_refused_not_stored(self, world: World) -> None:
+        req = form_request(world)
+        response = signed_in(world).post(f"/requests/{req.pk}/answer/", {"f-vendor": "Ac\x00me", "f-amount": "3"})
+        assert response.status_code == 400 and "Must not contain NUL characters." in response.content.decode()
+        assert nothing_recorded(req.pk)
