@@ -326,6 +326,8 @@ class HITLRequest(models.Model):
     # Typed forms (SPEC §14): the JSON Schema of the answer (hitl.lib.forms' subset) and its pre-fill.
     form_schema = models.JSONField(default=dict, blank=True)
     form_initial = models.JSONField(default=dict, blank=True)
+    # PostgreSQL's jsonb does not keep an object's key order: the fields' order, as given, is kept here.
+    form_order = models.JSONField(default=list, blank=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     requested_assignee = models.EmailField(blank=True, help_text="assign_to as given by the client.")
@@ -401,6 +403,11 @@ class HITLRequest(models.Model):
         """Whether the request is decided by a pool of approvers (SPEC §13), not a single assignee."""
         return bool(self.policy)
 
+    @property
+    def ordered_schema(self) -> dict[str, Any]:
+        """`form_schema` with its properties in the order they were given (SPEC §14)."""
+        return ordered_schema(self.form_schema, self.form_order)
+
     def option_names(self) -> list[str]:
         """The outcomes a response may carry in this request's mode."""
         if self.mode == Mode.APPROVAL:
@@ -408,6 +415,15 @@ class HITLRequest(models.Model):
         if self.mode == Mode.EMIT:
             return list(self.emit_options)
         return []
+
+
+def ordered_schema(schema: dict[str, Any] | None, order: list[str] | None) -> dict[str, Any]:
+    schema = dict(schema or {})
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and order:
+        ranked = {name: i for i, name in enumerate(order)}
+        schema["properties"] = dict(sorted(properties.items(), key=lambda item: ranked.get(item[0], len(ranked))))
+    return schema
 
 
 class Resolution(models.Model):

@@ -13,7 +13,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from hitl.lib.forms import form_fields
-from hitl.models import HITLRequest, Mode, Status
+from hitl.models import HITLRequest, Mode, Status, ordered_schema
 
 MAX_FIELDS = 20
 MAX_SCHEMAS = 200
@@ -22,9 +22,9 @@ MAX_SCHEMAS = 200
 def _counted_fields(answered: QuerySet[HITLRequest]) -> dict[str, tuple[str, str]]:
     """{field name: (label, kind)} of the enum and boolean fields in the answered forms' schemas."""
     fields: dict[str, tuple[str, str]] = {}
-    schemas = answered.values_list("form_schema", flat=True).distinct()[:MAX_SCHEMAS]
-    for schema in schemas:
-        for spec in form_fields(schema or {}):
+    schemas = answered.values_list("form_schema", "form_order").distinct()[:MAX_SCHEMAS]
+    for schema, order in schemas:
+        for spec in form_fields(ordered_schema(schema, order)):
             counted = spec.kind == "boolean" or (spec.kind == "string" and spec.enum)
             if counted and spec.name not in fields and len(fields) < MAX_FIELDS:
                 fields[spec.name] = (spec.label, spec.kind)

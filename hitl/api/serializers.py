@@ -81,7 +81,7 @@ class RequestSerializer(serializers.ModelSerializer):
     )
     policy = serializers.CharField(read_only=True, help_text='any, all, quorum; "" for a single assignee.')
     requested_by = serializers.CharField(read_only=True, help_text='Who asked (can never approve it), or "".')
-    schema = serializers.JSONField(source="form_schema", read_only=True, help_text="form mode (SPEC §14); {} else.")
+    schema = serializers.JSONField(source="ordered_schema", read_only=True, help_text="form mode (SPEC §14); {} else.")
     initial = serializers.JSONField(source="form_initial", read_only=True, help_text="form mode: the pre-fill.")
 
     class Meta:

@@ -35,7 +35,7 @@ def answer_lines(request: HITLRequest) -> list[str]:
     if request.mode == Mode.FORM:
         return [
             f"{f.label}: <{f.hint()}>{' (required)' if f.required else ''}"
-            for f in forms.form_fields(request.form_schema)
+            for f in forms.form_fields(request.ordered_schema)
         ]
     return []
 
@@ -44,13 +44,13 @@ def form_lines(request: HITLRequest, values: dict[str, Any] | None) -> list[str]
     """A form's values as `Label: value` lines (the confirmation email echoes them, SPEC §14)."""
     from hitl.results import shown_value
 
-    labels = {f.name: f.label for f in forms.form_fields(request.form_schema or {})}
+    labels = {f.name: f.label for f in forms.form_fields(request.ordered_schema)}
     return [f"{labels.get(name, name)}: {shown_value(value)}" for name, value in (values or {}).items()]
 
 
 def form_prefill(request: HITLRequest) -> list[str]:
     """The pre-filled values, as lines a reply can keep or change."""
-    return form_lines(request, forms.prefill(request.form_schema or {}, request.form_initial or {}))
+    return form_lines(request, forms.prefill(request.ordered_schema, request.form_initial or {}))
 
 
 def request_context(request: HITLRequest) -> dict[str, Any]:

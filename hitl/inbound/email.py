@@ -364,7 +364,7 @@ def _form_fault(request: HITLRequest, exc: InvalidAnswer) -> SenderFault:
     """A form reply with invalid fields (SPEC §14): the error email names every one and how to fix it."""
     from hitl.lib.forms import form_fields
 
-    labels = {f.name: f.label for f in form_fields(request.form_schema or {})}
+    labels = {f.name: f.label for f in form_fields(request.ordered_schema)}
     errors: dict[str, list[str]] = exc.extra.get("errors") or {}
     fault = SenderFault(
         "invalid_form",

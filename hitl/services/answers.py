@@ -226,7 +226,7 @@ def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
 def read_form(request: HITLRequest, answer: Answer) -> tuple[dict[str, Any], str]:
     """A form answer's validated, typed values and its feedback; InvalidAnswer (code invalid_form,
     `errors` per field) naming every field's problem at once."""
-    schema = request.form_schema or {}
+    schema = request.ordered_schema
     feedback = (answer.feedback or "").strip()
     if answer.form_reply:
         values, errors, rest = forms.read_reply(schema, answer.feedback or answer.text, request.form_initial)

@@ -111,6 +111,7 @@ def create_request(
         link_ttl_seconds=clean.link_ttl or deployment.link_ttl_seconds,
         editable=clean.editable,
         form_schema=clean.schema,
+        form_order=list((clean.schema or {}).get("properties") or {}),
         form_initial=clean.initial,
         requested_assignee=clean.assign_to,
         assigned_to_email=assignment.email,

@@ -81,7 +81,7 @@ class AnswerForm(forms.Form):
         """A typed form's inputs as posted (`f-<name>`; checkbox groups as lists; an unchecked box is
         absent): the service types and validates them (SPEC §14)."""
         posted: dict[str, Any] = {}
-        for spec in typed_forms.form_fields(self.request_obj.form_schema or {}):
+        for spec in typed_forms.form_fields(self.request_obj.ordered_schema):
             key = f"f-{spec.name}"
             if key in self.data:
                 data: Any = self.data  # the POST QueryDict
@@ -114,7 +114,7 @@ def form_rows(
 ) -> list[dict[str, Any]]:
     """What the review page renders for a typed form (SPEC §14), one row per field: its description,
     the value to show (as posted after a refusal, else `initial` or `default`) and its errors."""
-    schema = request_obj.form_schema or {}
+    schema = request_obj.ordered_schema
     shown = typed_forms.prefill(schema, request_obj.form_initial or {})
     rows = []
     for index, spec in enumerate(typed_forms.form_fields(schema), start=1):
