@@ -6,11 +6,12 @@ emails; `read_typed` (API: JSON values), `read_strings` (HTML forms: strings and
 `read_reply` (email: `field: value` lines) turn an answer into values; `check_values` validates them
 all at once, so every field's problem is reported together.
 
-Patterns run on Python's backtracking `re`. They are kept cheap by construction: at most
-MAX_PATTERN characters, no backreference, lookaround or conditional, no quantifier inside a
-quantified group and no alternation inside one (the shapes of catastrophic backtracking), and a
-string a pattern checks may be at most MAX_PATTERN_VALUE characters long (a schema with `pattern`
-must set `maxLength` within it).
+Patterns never run on Python's backtracking `re`: `hitl.lib.regex_nfa` runs them as an NFA, in time
+linear in the string. They are also refused in the shapes that backtrack catastrophically elsewhere
+(a client's own validator may backtrack): at most MAX_PATTERN characters, no backreference,
+lookaround or conditional, no quantifier inside a quantified group and no alternation inside one; and
+a string a pattern checks is at most MAX_PATTERN_VALUE characters (a schema with `pattern` must set
+`maxLength` within it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from hitl.lib import regex_nfa
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_DEPTH = 8  # object > properties > field > items > enum: a real form schema is 5 deep
@@ -228,8 +231,9 @@ def pattern_problem(pattern: Any) -> str | None:
         return f"not a valid regular expression ({str(exc)[:100]})."
     try:
         _check_tree(parsed, inside_repeat=False)
-    except ValueError as exc:
-        return str(exc)
+        regex_nfa.compile_pattern(pattern)
+    except ValueError as exc:  # PatternError too
+        return str(exc).rstrip(".") + "."
     return None
 
 
@@ -429,8 +433,8 @@ def field_errors(spec: FormField, value: Any) -> list[str]:
         errors.append(f"At most {spec.max_length} characters (got {len(value)}).")
     if spec.format and not _format_ok(spec.format, value):
         errors.append(f"Not {spec.hint().split(',')[0]}: {value[:60]!r}.")
-    # Patterns only ever see bounded strings (maxLength ≤ MAX_PATTERN_VALUE is required with one).
-    if spec.pattern and len(value) <= MAX_PATTERN_VALUE and not re.search(spec.pattern, value):
+    # Patterns run in linear time (hitl.lib.regex_nfa) on bounded strings (maxLength ≤ MAX_PATTERN_VALUE).
+    if spec.pattern and len(value) <= MAX_PATTERN_VALUE and not regex_nfa.search(spec.pattern, value):
         errors.append(f"Does not match the expected pattern {spec.pattern}.")
     return errors
 
