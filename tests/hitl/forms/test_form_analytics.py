@@ -62,3 +62,10 @@ class TestFormAnalytics:
         with django_assert_max_num_queries(baseline):
             report = client.get("/api/v1/analytics/").json()
         assert sum(r["count"] for r in report["form_fields"] if r["field"] == "risk") == 13
+
+
+class TestAnalyticsIds:
+    def test_a_deployment_id_beyond_64_bits_is_a_400(self, world: World) -> None:
+        for bad in ("33866520128575614976", "²"):
+            response = manager(world).get(f"/api/v1/analytics/?deployment={bad}")
+            assert response.status_code == 400, (bad, response.content)
