@@ -240,3 +240,9 @@ class TestOnlyFormAnswers:
                 services.respond_to_request(created["id"], answer, responder="slack:ann", source="slack")
             assert refused.value.code == "form_required"
         assert nothing_recorded(created["id"])
+
+
+class TestHugeOffset:
+    def test_an_offset_beyond_64_bits_is_an_empty_page(self, world: World) -> None:
+        response = world.client_for("key").get("/api/v1/requests/?offset=89847871652769221648864226970697728")
+        assert response.status_code == 200 and response.json()["results"] == []
