@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -122,6 +122,32 @@ class HumanStep:
     required: int | None = None
     veto: bool = True
     requested_by: str = ""
+    # Typed forms (SPEC §14): a JSON Schema (dict) or a pydantic model class; `initial` a dict or instance.
+    schema: Any = None
+    initial: Any = None
+
+    def form_schema(self) -> dict[str, Any]:
+        """The request's `schema`: a pydantic model's JSON Schema with its enum `$defs` inlined (what
+        cannot be, such as Optional's anyOf, stays for create's validation to refuse by name)."""
+        from hitl.lib.forms import inline_refs
+
+        schema = self.schema
+        if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+            return inline_refs(schema.model_json_schema())
+        return dict(schema or {})
+
+    def form_initial(self) -> dict[str, Any]:
+        initial = self.initial
+        if hasattr(initial, "model_dump"):
+            return dict(initial.model_dump(mode="json"))
+        return dict(initial or {})
+
+    def typed_form(self, values: Any) -> Any:
+        """The listener's `result.form`: an instance of the pydantic model when the schema is one."""
+        model = self.schema
+        if isinstance(model, type) and hasattr(model, "model_validate") and isinstance(values, dict):
+            return model.model_validate(values)
+        return values
 
 
 def human_feedback(
@@ -147,6 +173,8 @@ def human_feedback(
     required: int | None = None,
     veto: bool = True,
     requested_by: str = "",
+    schema: Any = None,
+    initial: Any = None,
     llm: Any = None,  # accepted for CrewAI compatibility; outcomes are matched exactly, no LLM needed
     **_ignored: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -173,6 +201,8 @@ def human_feedback(
         required=required,
         veto=veto,
         requested_by=requested_by,
+        schema=schema,
+        initial=initial,
     )
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -214,6 +244,10 @@ class HumanFeedbackResult:
     edited_output: str | None = None
     status: str = ""
     decisions: list[dict[str, Any]] = field(default_factory=list)  # several approvers (SPEC §13)
+    # Typed forms (SPEC §14): the values (a pydantic model instance when the step's schema is a model).
+    form: Any = None
+    edited_fields: list[str] = field(default_factory=list)
+    content_sha256: str | None = None
 
     @classmethod
     def from_result(cls, result: dict[str, Any], *, output: Any, status: str) -> HumanFeedbackResult:
@@ -235,10 +269,15 @@ class HumanFeedbackResult:
             edited_output=result.get("edited_output"),
             status=status,
             decisions=result.get("decisions") or [],
+            form=result.get("form"),
+            edited_fields=result.get("edited_fields") or [],
+            content_sha256=result.get("content_sha256"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        form = self.form
+        data = asdict(replace(self, form=None))
+        data["form"] = form.model_dump(mode="json") if hasattr(form, "model_dump") else form
         data["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
         data["__human_feedback_result__"] = True
         return data

@@ -32,6 +32,7 @@ class Mode(models.TextChoices):
     APPROVAL = "approval", "Approve / reject"
     CHOICES = "choices", "Choices"
     TEXT = "text", "Text"
+    FORM = "form", "Form"
 
 
 class Channel(models.TextChoices):
@@ -323,6 +324,11 @@ class HITLRequest(models.Model):
     on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.DEFAULT)
     link_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     editable = models.BooleanField(default=False)
+    # Typed forms (SPEC §14): the JSON Schema of the answer (hitl.lib.forms' subset) and its pre-fill.
+    form_schema = models.JSONField(default=dict, blank=True)
+    form_initial = models.JSONField(default=dict, blank=True)
+    # PostgreSQL's jsonb does not keep an object's key order: the fields' order, as given, is kept here.
+    form_order = models.JSONField(default=list, blank=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     requested_assignee = models.EmailField(blank=True, help_text="assign_to as given by the client.")
@@ -398,6 +404,11 @@ class HITLRequest(models.Model):
         """Whether the request is decided by a pool of approvers (SPEC §13), not a single assignee."""
         return bool(self.policy)
 
+    @property
+    def ordered_schema(self) -> dict[str, Any]:
+        """`form_schema` with its properties in the order they were given (SPEC §14)."""
+        return ordered_schema(self.form_schema, self.form_order)
+
     def option_names(self) -> list[str]:
         """The outcomes a response may carry in this request's mode."""
         if self.mode == Mode.APPROVAL:
@@ -405,6 +416,15 @@ class HITLRequest(models.Model):
         if self.mode == Mode.EMIT:
             return list(self.emit_options)
         return []
+
+
+def ordered_schema(schema: dict[str, Any] | None, order: list[str] | None) -> dict[str, Any]:
+    schema = dict(schema or {})
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and order:
+        ranked = {name: i for i, name in enumerate(order)}
+        schema["properties"] = dict(sorted(properties.items(), key=lambda item: ranked.get(item[0], len(ranked))))
+    return schema
 
 
 class Resolution(models.Model):
@@ -483,6 +503,8 @@ class Decision(models.Model):
     text = models.TextField(blank=True)
     choices = models.JSONField(default=list, blank=True)
     edited_output = models.TextField(null=True, blank=True)
+    form = models.JSONField(null=True, blank=True, help_text="Form mode: this approver's validated values.")
+    content_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the content decided on.")
     source = models.CharField(max_length=20, choices=Source.choices)
     actor = models.CharField(max_length=254, blank=True, help_text="Who submitted it (a manager, the app).")
     on_behalf_of = models.BooleanField(default=False)
@@ -506,6 +528,8 @@ class Decision(models.Model):
             "feedback": self.feedback,
             "source": self.source,
             "decided_at": self.decided_at.isoformat().replace("+00:00", "Z"),
+            "content_sha256": self.content_sha256,
+            **({"form": self.form} if self.form is not None else {}),
         }
 
 

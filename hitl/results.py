@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hitl.models import HITLRequest
 
-RESPONSE_TYPES = {"emit": "emit", "approval": "approval", "choices": "choice", "text": "text"}
+RESPONSE_TYPES = {"emit": "emit", "approval": "approval", "choices": "choice", "text": "text", "form": "form"}
 
 
 def empty_choice() -> dict[str, Any]:
@@ -31,7 +31,7 @@ def approval_choice(outcome: str) -> dict[str, Any]:
 
 def empty_result(request: HITLRequest) -> dict[str, Any]:
     """What `result` returns before anyone answered: the same keys, empty values."""
-    return {
+    result: dict[str, Any] = {
         "response_type": RESPONSE_TYPES[request.mode],
         "outcome": None,
         "feedback": "",
@@ -46,7 +46,11 @@ def empty_result(request: HITLRequest) -> dict[str, Any]:
         "method_name": request.method_name,
         "output": request.content,
         "edited_output": None,
+        "content_sha256": None,  # SPEC §14: what the answer was given on
     }
+    if request.mode == "form":
+        result.update(form=None, edited_fields=[])
+    return result
 
 
 def build_result(
@@ -61,6 +65,9 @@ def build_result(
     responded_at: str,
     edited_output: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    form: dict[str, Any] | None = None,
+    edited_fields: list[str] | None = None,
+    content_sha256: str | None = None,
 ) -> dict[str, Any]:
     result = empty_result(request)
     chosen = [public_choice(option) for option in (choices or [])]
@@ -81,13 +88,19 @@ def build_result(
             "responder": responder,
             "responded_at": responded_at,
             "edited_output": edited_output,
+            "content_sha256": content_sha256,
         }
     )
+    if request.mode == "form":
+        result.update(form=form, edited_fields=list(edited_fields or []))
     return result
 
 
 def answer_summary(result: dict[str, Any]) -> str:
-    """One line for what was answered: the outcome, the choice(s) or the start of the text."""
+    """One line for what was answered: the outcome, the choice(s), the form's values or the start of the text."""
+    if result.get("form"):
+        shown = ", ".join(f"{k}: {shown_value(v)}" for k, v in result["form"].items())
+        return shown[:120] + ("…" if len(shown) > 120 else "")
     if result.get("choices"):
         return ", ".join(str(c.get("label", "")) for c in result["choices"])
     choice = result.get("choice") or {}
@@ -97,3 +110,11 @@ def answer_summary(result: dict[str, Any]) -> str:
         return str(result["outcome"])
     text = str(result.get("text") or "")
     return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    return str(value)

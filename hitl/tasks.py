@@ -88,6 +88,7 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
 
 def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:
     """Tell an email responder their answer was recorded (threaded under the notification)."""
+    from hitl.channels.email import form_lines
     from hitl.lib import emails
 
     request = HITLRequest.objects.select_related("deployment", "resolution").filter(pk=request_id).first()
@@ -97,7 +98,12 @@ def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:
     references = " ".join(x for x in (thread, in_reply_to) if x)
     message = emails.build(
         "confirmation",
-        {"request": request, "deployment": request.deployment, "result": request.resolution.result},
+        {
+            "request": request,
+            "deployment": request.deployment,
+            "result": request.resolution.result,
+            "form_lines": form_lines(request, request.resolution.result.get("form")),
+        },
         to=to,
         headers={"In-Reply-To": in_reply_to or thread, "References": references, "Auto-Submitted": "auto-replied"},
     )

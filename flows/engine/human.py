@@ -41,6 +41,8 @@ def _options(run: FlowRun, step: HumanStep, state: dict[str, Any]) -> Any:
 
 def _create_review(run: FlowRun, spec: MethodSpec, step: HumanStep, output: Any, state: dict[str, Any]) -> HITLRequest:
     mode = step.mode or ("emit" if step.emit else ("choices" if step.options is not None else "text"))
+    if not step.mode and step.schema is not None and not step.emit and step.options is None:
+        mode = "form"
     content = output if isinstance(output, str) else f"```json\n{json.dumps(output, indent=2, default=str)}\n```"
     assign_to = step.assign_to
     if assign_to.startswith("state."):
@@ -80,6 +82,8 @@ def _create_review(run: FlowRun, spec: MethodSpec, step: HumanStep, output: Any,
     ):
         if value:
             data[key] = value
+    if mode == "form":
+        data.update(schema=step.form_schema(), initial=step.form_initial())
     if step.approvers:
         data["approvers"] = list(step.approvers)
         data.pop("assign_to", None)

@@ -145,6 +145,9 @@ def run_step(run_id: str, seq: int, *, chain: bool = True) -> None:
     started, clock = timezone.now(), time.monotonic()
     argument = from_json(item.get("payload"))
     if isinstance(argument, HumanFeedbackResult):
+        asked = methods.get(argument.method_name)
+        if asked is not None and asked.human is not None:
+            argument.form = asked.human.typed_form(argument.form)  # a pydantic schema: its instance
         flow.last_human_feedback = argument
     try:
         output = getattr(flow, spec.name)(argument) if spec.takes_argument else getattr(flow, spec.name)()

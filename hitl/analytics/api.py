@@ -79,6 +79,14 @@ class PeriodSerializer(serializers.Serializer):
     timezone = serializers.CharField()
 
 
+class FormFieldRowSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    value = serializers.CharField(allow_blank=True, help_text='yes/no for booleans; "" when left empty.')
+    count = serializers.IntegerField()
+    share = serializers.FloatField(allow_null=True)
+
+
 class AnalyticsReportSerializer(serializers.Serializer):
     period = PeriodSerializer()
     filters = serializers.DictField(help_text="The filters applied, as query parameters.")
@@ -91,6 +99,9 @@ class AnalyticsReportSerializer(serializers.Serializer):
     by_flow = BreakdownRowSerializer(many=True)
     by_method = BreakdownRowSerializer(many=True)
     by_reviewer = BreakdownRowSerializer(many=True, help_text="Per assignee.")
+    form_fields = FormFieldRowSerializer(
+        many=True, help_text="Typed forms (SPEC §14): answers per enum and yes/no field and value."
+    )
 
 
 PARAMETERS = [

@@ -371,6 +371,12 @@ class Analytics:
             for row in rows
         ]
 
+    def form_fields(self) -> list[dict[str, Any]]:
+        """Typed forms (SPEC §14): answers per enum and yes/no field (hitl.analytics.form_fields)."""
+        from hitl.analytics.form_fields import form_field_distributions
+
+        return form_field_distributions(self.requests, self.in_resolved)
+
     def channels(self) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}
         for _, source, _, n in self._answers():
@@ -395,5 +401,6 @@ class Analytics:
             "decisions": self.decisions(),
             "channels": self.channels(),
             "by_approver": self.by_approver(),
+            "form_fields": self.form_fields(),
             **{f"by_{dimension}": self.by_dimension(dimension) for dimension in DIMENSIONS},
         }

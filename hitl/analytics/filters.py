@@ -40,7 +40,8 @@ class IdListField(forms.Field):
                 part = part.strip()
                 if not part:
                     continue
-                if not part.isdigit():
+                # A database id: ASCII digits ("²" is a digit to isdigit), within a signed 64-bit integer.
+                if not (part.isascii() and part.isdigit()) or int(part) >= 2**63:
                     raise forms.ValidationError(f"'{part}' is not a deployment id.", code="invalid")
                 ids.append(int(part))
         return sorted(set(ids))

@@ -74,8 +74,20 @@ TABLES: dict[str, tuple[str, str, list[Column], bool]] = {
         [Column("source", "Channel", "text"), Column("count", "Answers"), Column("share", "Share", "share")],
         False,
     ),
+    "form_fields": (
+        "Form answers (choice and yes/no fields)",
+        "form_fields",
+        [
+            Column("label", "Field", "text"),
+            Column("field", "Name", "text", on_page=False),
+            Column("value", "Answer", "text"),
+            Column("count", "Answers"),
+            Column("share", "Share", "share"),
+        ],
+        False,
+    ),
 }
-PLAIN = ("decisions", "channels")
+PLAIN = ("decisions", "channels", "form_fields")
 
 
 def duration(seconds: float | None) -> str:
@@ -139,7 +151,9 @@ def build_table(name: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def build_tables(report: dict[str, Any]) -> list[Table]:
-    return [build_table(name, report[key]) for name, (_, key, _, _) in TABLES.items()]
+    # The form table only where there are typed forms (SPEC §14) to show.
+    shown = [(name, key) for name, (_, key, _, _) in TABLES.items() if name != "form_fields" or report[key]]
+    return [build_table(name, report[key]) for name, key in shown]
 
 
 def table_rows(analytics: Analytics, name: str) -> list[dict[str, Any]]:
@@ -148,6 +162,8 @@ def table_rows(analytics: Analytics, name: str) -> list[dict[str, Any]]:
         return analytics.by_period()
     if name in DIMENSIONS:
         return analytics.by_dimension(name)
+    if name == "form_fields":
+        return analytics.form_fields()
     return analytics.decisions() if name == "decisions" else analytics.channels()
 
 

@@ -22,6 +22,8 @@ class ApproverDecisionSerializer(serializers.Serializer):
     feedback = serializers.CharField(allow_blank=True)
     source = serializers.CharField()  # type: ignore[assignment]
     decided_at = serializers.CharField()
+    content_sha256 = serializers.CharField(required=False, help_text="SHA-256 of the content decided on (§14).")
+    form = serializers.DictField(required=False, help_text="Form mode: this approver's values (SPEC §14).")
 
 
 class SeatSerializer(serializers.Serializer):
@@ -32,7 +34,7 @@ class SeatSerializer(serializers.Serializer):
 
 
 class ResultSerializer(serializers.Serializer):
-    response_type = serializers.ChoiceField(choices=["emit", "approval", "choice", "text"])
+    response_type = serializers.ChoiceField(choices=["emit", "approval", "choice", "text", "form"])
     outcome = serializers.CharField(allow_null=True)
     feedback = serializers.CharField(allow_blank=True)
     text = serializers.CharField(allow_blank=True)
@@ -47,6 +49,15 @@ class ResultSerializer(serializers.Serializer):
     output = serializers.CharField(allow_blank=True)
     edited_output = serializers.CharField(allow_null=True)
     decisions = ApproverDecisionSerializer(many=True, required=False, help_text="Several approvers only (SPEC §13).")
+    content_sha256 = serializers.CharField(
+        allow_null=True, help_text="SHA-256 (hex) of the content, or the edited content, the answer was given on."
+    )
+    form = serializers.DictField(
+        required=False, allow_null=True, help_text="Form mode: the validated values, typed (SPEC §14)."
+    )
+    edited_fields = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Form mode: fields whose value differs from initial."
+    )
 
 
 def result_of(request: HITLRequest) -> dict[str, Any]:
@@ -70,6 +81,8 @@ class RequestSerializer(serializers.ModelSerializer):
     )
     policy = serializers.CharField(read_only=True, help_text='any, all, quorum; "" for a single assignee.')
     requested_by = serializers.CharField(read_only=True, help_text='Who asked (can never approve it), or "".')
+    schema = serializers.JSONField(source="ordered_schema", read_only=True, help_text="form mode (SPEC §14); {} else.")
+    initial = serializers.JSONField(source="form_initial", read_only=True, help_text="form mode: the pre-fill.")
 
     class Meta:
         model = HITLRequest
@@ -94,6 +107,8 @@ class RequestSerializer(serializers.ModelSerializer):
             "on_timeout",
             "link_ttl",
             "editable",
+            "schema",
+            "initial",
             "approvers",
             "policy",
             "required",
@@ -218,6 +233,10 @@ class RequestCreateSerializer(serializers.Serializer):
     )
     veto = serializers.BooleanField(required=False, help_text="approval mode: one rejection resolves (default true).")
     requested_by = serializers.EmailField(required=False, help_text="Who asked: can never approve it.")
+    schema = serializers.DictField(
+        required=False, help_text="form mode: a JSON Schema object of the SPEC §14 subset (mode defaults to form)."
+    )
+    initial = serializers.DictField(required=False, help_text="form mode: values that pre-fill the form.")
 
 
 class RespondSerializer(serializers.Serializer):
@@ -226,6 +245,9 @@ class RespondSerializer(serializers.Serializer):
     choice_id = serializers.JSONField(required=False, help_text="An option id, or a list of them when multiple.")
     text = serializers.CharField(required=False, allow_blank=True, default="")
     edited_output = serializers.CharField(required=False, allow_null=True, default=None)
+    data = serializers.DictField(  # type: ignore[assignment]
+        required=False, default=None, allow_null=True, help_text="form mode: the form's values, typed JSON (SPEC §14)."
+    )
     on_behalf_of = serializers.EmailField(
         required=False,
         default="",

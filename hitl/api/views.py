@@ -70,6 +70,7 @@ def _answer(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> ser
         text=data.get("text") or "",
         edited_output=data.get("edited_output"),
         metadata=metadata or {},
+        form=data.get("data") if data.get("data") is not None else {},  # form mode only
     )
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.models import EventType
 from audit.services import record_event
 from hitl.channels.base import Channel, ChannelError, Event, record_failure
-from hitl.lib import emails
+from hitl.lib import emails, forms
 from hitl.lib.links import magic_link_url
 from hitl.lib.markdown import MarkdownError, render_markdown
 from hitl.lib.reply_tokens import reply_address
@@ -32,7 +32,25 @@ def answer_lines(request: HITLRequest) -> list[str]:
         return ["approve", "reject"]
     if request.mode == Mode.CHOICES:
         return [f"{i}. {o['label']}" for i, o in enumerate(request.options, start=1)]
+    if request.mode == Mode.FORM:
+        return [
+            f"{f.label}: <{f.hint()}>{' (required)' if f.required else ''}"
+            for f in forms.form_fields(request.ordered_schema)
+        ]
     return []
+
+
+def form_lines(request: HITLRequest, values: dict[str, Any] | None) -> list[str]:
+    """A form's values as `Label: value` lines (the confirmation email echoes them, SPEC §14)."""
+    from hitl.results import shown_value
+
+    labels = {f.name: f.label for f in forms.form_fields(request.ordered_schema)}
+    return [f"{labels.get(name, name)}: {shown_value(value)}" for name, value in (values or {}).items()]
+
+
+def form_prefill(request: HITLRequest) -> list[str]:
+    """The pre-filled values, as lines a reply can keep or change."""
+    return form_lines(request, forms.prefill(request.ordered_schema, request.form_initial or {}))
 
 
 def request_context(request: HITLRequest) -> dict[str, Any]:
@@ -48,6 +66,7 @@ def request_context(request: HITLRequest) -> dict[str, Any]:
         "answer_lines": answer_lines(request),
         "magic_link": magic_link_url(request),
         "first_option": (answer_lines(request) or ["approved"])[0].split(". ", 1)[-1],
+        "form_prefill": form_prefill(request) if request.mode == Mode.FORM else [],
     }
 
 

@@ -235,7 +235,7 @@ def _summary_blocks(request: HITLRequest) -> list[Block]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"```{escape(content)}```")))
     who = (
         f"For {escape(request.assigned_to_email)} · {escape(request.deployment.name)} · "
-        f"<{review_url(request)}|Review page>"
+        f"<{review_url(request)}|{'Open the form' if request.mode == 'form' else 'Review page'}>"
     )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=who)]))
     return blocks

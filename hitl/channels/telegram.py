@@ -175,7 +175,8 @@ def message_text(request: HITLRequest, *, footer: str = "") -> str:
     (once resolved) the footer saying how it ended. Within Telegram's 4096 characters the footer and the
     assignee line always fit whole: only the question and the content are shortened, never mid-tag."""
     tail = [f"For {_escape(request.assigned_to_email)} · {_escape(request.deployment.name)}"]
-    tail.append(footer or f'<a href="{_escape(magic_link_url(request))}">Open the review page</a>')
+    opener = "Open the form" if request.mode == "form" else "Open the review page"  # no in-chat forms (§14)
+    tail.append(footer or f'<a href="{_escape(magic_link_url(request))}">{opener}</a>')
     budget = MAX_TEXT - len("\n\n".join(tail)) - len("\n\n") * 2 - len("<b></b><pre></pre>")
     question = _fit(request.message, max(budget // 2, budget - MAX_CONTENT) if request.content else budget)
     parts = [f"<b>{question}</b>"]

@@ -92,6 +92,7 @@ class SenderFault(Exception):
         super().__init__(why)
         self.reason, self.why, self.what_to_do, self.request, self.options = reason, why, what_to_do, request, options
         self.audited = False  # True when respond_to_request already recorded the refusal
+        self.options_title = ""
 
 
 def _header_values(message: Message, *names: str) -> list[str]:
@@ -337,6 +338,7 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
 
     text = reply_body(message)
     answer = services.Answer(text=text) if request.mode == Mode.TEXT else services.Answer(feedback=text)
+    answer.form_reply = request.mode == Mode.FORM  # `field: value` lines (SPEC §14)
     try:
         resolution = services.respond_to_request(
             request.pk, answer, responder=sender, source=Source.EMAIL, assignment_version=capability.version
@@ -350,6 +352,8 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
         fault.audited = True
         raise fault from None
     except InvalidAnswer as exc:
+        if request.mode == Mode.FORM:
+            raise _form_fault(request, exc) from None
         fault = SenderFault(
             "invalid_answer",
             f"We could not read an answer from your reply: {exc.detail}",
@@ -360,6 +364,25 @@ def _answer(message: Message, sender: str, *, via: str) -> tuple[HITLRequest, di
         fault.audited = True
         raise fault from None
     return request, resolution.result
+
+
+def _form_fault(request: HITLRequest, exc: InvalidAnswer) -> SenderFault:
+    """A form reply with invalid fields (SPEC §14): the error email names every one and how to fix it."""
+    from hitl.lib.forms import form_fields
+
+    labels = {f.name: f.label for f in form_fields(request.ordered_schema)}
+    errors: dict[str, list[str]] = exc.extra.get("errors") or {}
+    fault = SenderFault(
+        "invalid_form",
+        f"{len(errors)} field(s) of your reply need fixing; nothing was recorded.",
+        'Reply again with one "field: value" line per field (the label or the name, in any case), or use the '
+        "form link in the notification. Fields you leave out keep their pre-filled value.",
+        request=request,
+        options=[f"{labels.get(name, name)}: {' '.join(messages)}" for name, messages in errors.items()],
+    )
+    fault.options_title = "What to fix:"
+    fault.audited = True
+    return fault
 
 
 def _authentic_for_resolved(token: Any, sender: str) -> bool:
@@ -423,6 +446,7 @@ def _send_error(sender: str, fault: SenderFault, *, in_reply_to: str | None) -> 
             "why": fault.why,
             "what_to_do": fault.what_to_do,
             "options": fault.options or [],
+            **({"options_title": fault.options_title} if fault.options_title else {}),
             "request_id": str(fault.request.pk) if fault.request else None,
             "in_reply_to": in_reply_to or "",
         },

@@ -71,6 +71,9 @@ RESULT_SCHEMA: dict[str, Any] = {
         "source": NULLABLE_STRING,
         "responded_at": NULLABLE_STRING,
         "edited_output": NULLABLE_STRING,
+        "form": {"type": ["object", "null"], "description": "form mode: the typed answers (SPEC §14)."},
+        "edited_fields": {"type": "array", "items": STRING},
+        "content_sha256": NULLABLE_STRING,
     },
     "required": ["status", "request_id"],
     "additionalProperties": True,
@@ -82,8 +85,16 @@ CREATE_FIELDS: dict[str, Any] = {
     "mode": {
         "enum": [m.value for m in Mode],
         "description": "emit (pick one of emit_options), approval (approve/reject), choices (pick from "
-        "options), text (free-form answer). Default: emit with emit_options, choices with options, else text.",
+        "options), text (free-form answer), form (typed fields of schema). Default: emit with emit_options, "
+        "choices with options, form with schema, else text.",
     },
+    "schema": {
+        **JSON_OBJECT,
+        "description": "form mode: a JSON Schema object whose properties are strings (enum, format, "
+        "minLength/maxLength, pattern), numbers/integers (minimum/maximum), booleans and arrays of enum "
+        "strings (the MCP elicitation subset, SPEC §14). The result's form holds the typed answers.",
+    },
+    "initial": {**JSON_OBJECT, "description": "form mode: values that pre-fill the form."},
     "emit_options": {
         "type": "array",
         "items": STRING,
@@ -278,7 +289,7 @@ def status_of(request_id: str) -> str:
 def create_review(principal: ApiKeyPrincipal, arguments: dict[str, Any]) -> str:
     """Create the request (once per idempotency key); its id."""
     data = {name: value for name, value in arguments.items() if name in CREATE_FIELDS}
-    if "mode" not in data and "emit_options" not in data and "options" not in data:
+    if "mode" not in data and "emit_options" not in data and "options" not in data and "schema" not in data:
         data["mode"] = Mode.TEXT  # SPEC §2: free-form feedback when neither options nor a mode is given
     key = arguments.get("idempotency_key")
     row = None

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hitl.lib import forms
 from hitl.lib.answers import (
     approval_outcome,
     is_hedged,
@@ -32,6 +33,11 @@ class Answer:
     text: str = ""
     edited_output: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Form mode (SPEC §14): the API's `data` (typed JSON), a page's strings (`form_strings`), or an
+    # email reply's `field: value` lines (`form_reply`). Anything else (a chat button) answers no form.
+    form: Any = None
+    form_strings: bool = False
+    form_reply: bool = False  # an email reply: the form's values are `field: value` lines of the feedback
 
 
 # "3. this one is best", "#2) the Django one", "1, 3 - both fine": numbers, then punctuation, then a
@@ -207,4 +213,45 @@ def interpret_answer(request: HITLRequest, answer: Answer) -> dict[str, Any]:
         if not typed:
             raise InvalidAnswer("This request needs a typed answer.", code="text_required")
         fields.update(text=typed, feedback=feedback or typed)
+    elif request.mode == Mode.FORM:
+        values, feedback = read_form(request, answer)
+        fields.update(
+            feedback=feedback,
+            form=values,
+            edited_fields=forms.edited_fields(values, request.form_initial or {}),
+        )
     return fields
+
+
+def read_form(request: HITLRequest, answer: Answer) -> tuple[dict[str, Any], str]:
+    """A form answer's validated, typed values and its feedback; InvalidAnswer (code invalid_form,
+    `errors` per field) naming every field's problem at once."""
+    schema = request.ordered_schema
+    feedback = (answer.feedback or "").strip()
+    if answer.form_reply:
+        values, errors, rest = forms.read_reply(schema, answer.feedback or answer.text, request.form_initial)
+        feedback = rest
+    elif answer.form is None:
+        raise InvalidAnswer(
+            "This request is a form: answer it on its page (the link), by email with field: value lines, "
+            "or through the API with data.",
+            code="form_required",
+        )
+    elif answer.form_strings:
+        values, errors = forms.read_strings(schema, answer.form)
+    else:
+        values, errors = forms.read_typed(schema, answer.form)
+    for name, messages in forms.check_values(schema, values).items():
+        errors.setdefault(name, messages)
+    if errors:
+        labels = {f.name: f.label for f in forms.form_fields(schema)}
+        lines = [
+            f"{labels.get(name, name)}{f' ({name})' if labels.get(name, name) != name else ''}: {' '.join(messages)}"
+            for name, messages in errors.items()
+        ]
+        raise InvalidAnswer(
+            f"{len(errors)} field(s) need fixing: " + "; ".join(lines),
+            code="invalid_form",
+            extra={"errors": errors},
+        )
+    return forms.complete(schema, values), feedback

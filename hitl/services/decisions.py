@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.models import EventType
 from audit.services import record_event
 from hitl.lib.errors import HitlError, InvalidAnswer, NotAllowed, NotPending, Reassigned
+from hitl.lib.forms import content_sha256, edited_fields
 from hitl.lib.pool import Counted, evaluate
 from hitl.models import Approver, Decision, HITLRequest, Mode, Policy, Resolution, Status
 from hitl.results import empty_result
@@ -230,6 +231,8 @@ def _decide(
         text=fields["text"],
         choices=fields["choices"],
         edited_output=answer.edited_output,
+        form=fields.get("form"),
+        content_sha256=content_sha256(request.content if answer.edited_output is None else answer.edited_output),
         source=source,
         actor=actor,
         on_behalf_of=on_behalf_of,
@@ -250,6 +253,8 @@ def _decide(
         "outcome": fields["outcome"],
         "feedback": fields["feedback"][:1000],
         "decided_at": decision.decided_at,
+        "content_sha256": decision.content_sha256,
+        **({"form": decision.form} if decision.form is not None else {}),
         **({"on_behalf_of": approver} if on_behalf_of else {}),
         "resolves": verdict is not None,
     }
@@ -273,6 +278,8 @@ def _decide(
     if _key_of(request.mode, decision) != verdict.key:
         chosen = next(d for d in decisions if _key_of(request.mode, d) == verdict.key)
     winning = {"outcome": chosen.outcome, "feedback": chosen.feedback, "text": chosen.text, "choices": chosen.choices}
+    if chosen.form is not None:  # form mode (SPEC §14): the deciding approver's values
+        winning.update(form=chosen.form, edited_fields=edited_fields(chosen.form, request.form_initial or {}))
     resolution: Resolution = resolve(
         request,
         status=Status.RESPONDED,

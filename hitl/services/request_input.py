@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hitl.lib import forms
 from hitl.lib.addresses import clean_email
 from hitl.lib.answers import normalize
 from hitl.lib.errors import InvalidInput
@@ -22,7 +23,7 @@ MAX_OPTION_LENGTH = 100
 MAX_CHOICES = 1000
 MAX_TIMEOUT = 365 * 24 * 3600
 
-MODES = ("emit", "approval", "choices", "text")
+MODES = ("emit", "approval", "choices", "text", "form")
 CHANNELS = ("email", "telegram", "slack")
 ON_TIMEOUT = ("default", "fail", "continue")
 POLICIES = ("any", "all", "quorum")
@@ -54,6 +55,9 @@ class RequestInput:
     required: int | None = None
     veto: bool = True
     requested_by: str = ""
+    # Typed forms (SPEC §14).
+    schema: dict[str, Any] = field(default_factory=dict)
+    initial: dict[str, Any] = field(default_factory=dict)
 
 
 def _json_size(value: Any) -> int:
@@ -194,6 +198,8 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
         # SPEC §2: neither emit_options nor options means free-form feedback (CrewAI's
         # @human_feedback without `emit`), so `{"message": "…"}` alone is a complete request.
         mode = "emit" if emit_raw is not None else ("choices" if data.get("options") is not None else "text")
+        if data.get("schema") is not None and emit_raw is None and data.get("options") is None:
+            mode = "form"
     else:
         mode = choice("mode", MODES, "emit")
 
@@ -223,7 +229,7 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
 
     allowed_outcomes = emit_options if mode == "emit" else (["approved", "rejected"] if mode == "approval" else [])
     if default_outcome:
-        if mode in ("choices", "text"):
+        if mode in ("choices", "text", "form"):
             err("default_outcome", f"Not available in {mode} mode.")
         elif default_outcome not in allowed_outcomes and "emit_options" not in errors:
             err("default_outcome", f"Must be one of: {', '.join(allowed_outcomes)}.")
@@ -262,8 +268,10 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
     if approvers_raw is not None and assign_to:
         err("approvers", "Give approvers or assign_to, not both (approvers replaces the single assignee).")
 
+    schema, initial, schema_bad = _form_fields(data, mode, err)
+
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput(errors, code="invalid_schema" if schema_bad else "invalid")
     return RequestInput(
         approvers=approvers,
         policy=policy,
@@ -288,4 +296,34 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
         on_timeout=on_timeout,
         link_ttl=link_ttl,
         editable=editable,
+        schema=schema,
+        initial=initial,
     )
+
+
+def _form_fields(data: dict[str, Any], mode: str, err: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """`schema` and `initial` of a form request (SPEC §14): every problem of the schema, then of the
+    initial values against it. Returns them and whether the schema itself was refused."""
+    schema, initial = data.get("schema"), data.get("initial")
+    if mode != "form":
+        for name in ("schema", "initial"):
+            if data.get(name) is not None:
+                err(name, "Only used in form mode.")
+        return {}, {}, False
+    if schema is None:
+        err("schema", 'Form mode needs a schema: {"type": "object", "properties": {…}} (SPEC §14).')
+        return {}, {}, True
+    problems = forms.schema_problems(schema)
+    for problem in problems:
+        err("schema", problem)
+    if problems:
+        return {}, {}, True
+    if initial is None:
+        initial = {}
+    if not isinstance(initial, dict):
+        err("initial", "Must be a JSON object of the form's fields.")
+        return schema, {}, False
+    for name, messages in forms.check_values(schema, initial, partial=True).items():
+        for message in messages:
+            err("initial", f"{name}: {message}")
+    return schema, initial, False

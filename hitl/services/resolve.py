@@ -17,6 +17,7 @@ from audit.services import record_event, record_events
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
 from hitl.lib.errors import InvalidAnswer, NotPending, Reassigned
+from hitl.lib.forms import content_sha256
 from hitl.models import Decision, HITLRequest, OnTimeout, Resolution, Source, Status
 from hitl.results import build_result
 from hitl.services.answers import Answer, interpret_answer
@@ -156,7 +157,13 @@ def _resolve(
                 actor=actor,
                 source=source,
                 target=request,
-                data={"status": status, "outcome": fields["outcome"], "responder": responder, **(event_data or {})},
+                data={
+                    "status": status,
+                    "outcome": fields["outcome"],
+                    "responder": responder,
+                    **_form_audit(resolution.result),
+                    **(event_data or {}),
+                },
             )
     if not won:
         if guard and HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).exists():
@@ -192,6 +199,9 @@ def _resolution_row(
         responded_at=now.isoformat().replace("+00:00", "Z"),
         edited_output=edited_output,
         extra_metadata=extra_metadata,
+        form=fields.get("form"),
+        edited_fields=fields.get("edited_fields"),
+        content_sha256=content_sha256(request.content if edited_output is None else edited_output),
     )
     if request.has_pool:
         if decisions is None:
@@ -207,6 +217,14 @@ def _resolution_row(
         answered_within_sla=(now <= request.sla_due_at) if request.sla_due_at else None,
         created_at=now,
     )
+
+
+def _form_audit(result: dict[str, Any]) -> dict[str, Any]:
+    """What the resolution's audit event adds (SPEC §14): the content's hash, a form's values."""
+    extra: dict[str, Any] = {"content_sha256": result.get("content_sha256")}
+    if result.get("form") is not None:
+        extra.update(form=result["form"], edited_fields=result.get("edited_fields", []))
+    return extra
 
 
 def _timeout_fields(how: TimeoutResolution) -> dict[str, Any]:

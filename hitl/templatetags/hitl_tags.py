@@ -70,3 +70,9 @@ def manages_something(context: dict[str, Any]) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return Deployment.objects.filter(deployment_scope(user, "manage")).exists()
+
+
+@register.filter
+def form_value(value: Any) -> str:
+    """A typed form's value as the resolution panel shows it (yes/no, lists joined)."""
+    return results.shown_value(value)

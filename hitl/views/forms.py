@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from accounts.models import Deployment
+from hitl.lib import forms as typed_forms
 from hitl.models import HITLRequest, Mode, Status
 from hitl.services import MAX_FEEDBACK, Answer
 
@@ -50,6 +51,7 @@ class AnswerForm(forms.Form):
     choice = forms.MultipleChoiceField(required=False)
     text = forms.CharField(required=False, max_length=MAX_FEEDBACK, widget=forms.Textarea(attrs={"rows": 5}))
     edited_output = forms.CharField(required=False, strip=False, max_length=500_000, widget=forms.Textarea)
+    field_errors: dict[str, list[str]] | None = None  # a typed form's refusal, per field (SPEC §14)
 
     def __init__(self, request_obj: HITLRequest, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -71,7 +73,20 @@ class AnswerForm(forms.Form):
             choice_id=choice_id,
             text=data.get("text") or "",
             edited_output=self._edited(data.get("edited_output")),
+            form=self._form_strings() if self.request_obj.mode == Mode.FORM else None,
+            form_strings=True,
         )
+
+    def _form_strings(self) -> dict[str, Any]:
+        """A typed form's inputs as posted (`f-<name>`; checkbox groups as lists; an unchecked box is
+        absent): the service types and validates them (SPEC §14)."""
+        posted: dict[str, Any] = {}
+        for spec in typed_forms.form_fields(self.request_obj.ordered_schema):
+            key = f"f-{spec.name}"
+            if key in self.data:
+                data: Any = self.data  # the POST QueryDict
+                posted[spec.name] = data.getlist(key) if spec.kind == "array" else data.get(key)
+        return posted
 
     def _edited(self, value: str | None) -> str | None:
         """The edited content, or None when the reviewer left it as it was (nothing was edited)."""
@@ -92,3 +107,44 @@ class CancelForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=1000, widget=forms.TextInput(attrs={"placeholder": "Reason (optional)"})
     )
+
+
+def form_rows(
+    request_obj: HITLRequest, posted: Any = None, errors: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """What the review page renders for a typed form (SPEC §14), one row per field: its description,
+    the value to show (as posted after a refusal, else `initial` or `default`) and its errors."""
+    schema = request_obj.ordered_schema
+    shown = typed_forms.prefill(schema, request_obj.form_initial or {})
+    rows = []
+    for index, spec in enumerate(typed_forms.form_fields(schema), start=1):
+        key = f"f-{spec.name}"
+        if posted is not None:
+            value: Any = posted.getlist(key) if spec.kind == "array" else posted.get(key, "")
+            if spec.kind == "boolean":
+                value = key in posted
+        else:
+            value = shown.get(spec.name, [] if spec.kind == "array" else "")
+        if spec.kind == "array":
+            value = [str(v) for v in (value or [])]
+        elif spec.kind != "boolean":
+            value = _as_input(spec, value)
+        dom = f"ff-{index}"
+        field_errors = (errors or {}).get(spec.name, [])
+        described = " ".join(
+            part for part, on in ((f"{dom}-help", spec.description), (f"{dom}-err", field_errors)) if on
+        )
+        rows.append(
+            {"spec": spec, "key": key, "id": dom, "value": value, "errors": field_errors, "describedby": described}
+        )
+    return rows
+
+
+def _as_input(spec: typed_forms.FormField, value: Any) -> str:
+    """A value as an <input> shows it: datetime-local wants YYYY-MM-DDTHH:MM, numbers plain."""
+    if value is None:
+        return ""
+    text = str(value)
+    if spec.format == "date-time" and len(text) >= 16 and text[10] in "T ":
+        return text[:10] + "T" + text[11:16]
+    return text

@@ -24,7 +24,7 @@ from hitl.models import Approver, Decision, HITLRequest, Source
 from hitl.results import answer_summary
 from hitl.views import context as review
 from hitl.views.access import is_assignee, load_request, page, reviewer_required
-from hitl.views.forms import AnswerForm, CancelForm, EmailNoteForm
+from hitl.views.forms import AnswerForm, CancelForm, EmailNoteForm, form_rows
 
 
 def review_context(
@@ -74,6 +74,14 @@ def review_context(
         "resolution": resolution,
         "answer_summary": answer_summary(resolution.result) if resolution else "",
         "form": form or AnswerForm(obj),
+        # Typed forms (SPEC §14): the fields, as posted after a refusal with each one's errors.
+        "form_rows": (
+            form_rows(
+                obj, form.data if form is not None and form.is_bound else None, getattr(form, "field_errors", None)
+            )
+            if obj.mode == "form"
+            else []
+        ),
         "can_respond": can_respond,
         "can_manage": can_manage,
         "can_delegate": can_respond and is_assignee(principal, obj),
@@ -140,7 +148,11 @@ def submit_answer(request: HttpRequest, obj: HITLRequest, principal: Any, link_p
                 assignment_version=principal.assignment_version if isinstance(principal, LinkPrincipal) else None,
             )
         except InvalidAnswer as exc:
-            form.add_error(None, exc.detail)
+            if exc.extra.get("errors") and obj.mode == "form":
+                form.field_errors = exc.extra["errors"]  # shown next to each field
+                form.add_error(None, f"{len(exc.extra['errors'])} field(s) need fixing; nothing was recorded.")
+            else:
+                form.add_error(None, exc.detail)
         except (NotPending, services.DecisionRefused) as exc:
             messages.error(request, exc.detail)
             return redirect(link_path or reverse("hitl:review", args=[obj.pk]))

@@ -20,6 +20,7 @@ from hitl.lib.counting import capped_count
 
 COUNT_CAP = 1000
 MAX_LIMIT = 500
+MAX_OFFSET = 10**12  # beyond any table; a larger one overflows the database's integer (a 500)
 
 
 class CappedLimitOffsetPagination(LimitOffsetPagination):
@@ -33,7 +34,7 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
         self.limit = self.get_limit(request)
         if self.limit is None:
             return None
-        self.offset = self.get_offset(request)
+        self.offset = min(self.get_offset(request), MAX_OFFSET)
         rows = list(queryset[self.offset : self.offset + self.limit + 1])
         self.has_more = len(rows) > self.limit
         rows = rows[: self.limit]
