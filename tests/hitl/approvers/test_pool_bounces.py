@@ -56,7 +56,7 @@ def postmark_bounce(sent: SentEmail, *, auth: str | None = esp.BASIC_AUTH, kind:
 
 
 def sent_to(request_id: str, email: str) -> SentEmail:
-    return SentEmail.objects.get(request_id=request_id, to=email)
+    return SentEmail.objects.get(request__pk=request_id, to=email)
 
 
 class TestTrackedBounces:
