@@ -197,6 +197,22 @@ class Analytics:
             _merge(grouped[key[0] if len(key) == 1 else key], row["bucket"], row["cells"], row["least"], row["most"])
         return grouped
 
+    def _cells_by(self, column: str | None) -> dict[Any, dict[int, list[int]]]:
+        """The period's histograms per value of `column` (None: one histogram). Deployment, flow and
+        method come from one query grouped by all three (few combinations × the cells), merged here;
+        the reviewer (many) has its own."""
+        if column == "reviewer":
+            return self._cells(self._in_period(), "reviewer")
+        if "combined" not in self._cache:
+            self._cache["combined"] = self._cells(self._in_period(), "deployment_id", "flow_name", "method_name")
+        position = {None: None, "deployment_id": 0, "flow_name": 1, "method_name": 2}[column]
+        projected: dict[Any, dict[int, list[int]]] = defaultdict(dict)
+        for key, histogram in self._cache["combined"].items():
+            merged = projected[() if position is None else key[position]]
+            for bucket, (n, low, high) in histogram.items():
+                _merge(merged, bucket, n, low, high)
+        return projected
+
     @staticmethod
     def _sum(rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> dict[str, Any]:
         total: dict[str, Any] = dict.fromkeys(columns, 0)
@@ -244,7 +260,7 @@ class Analytics:
     def summary(self) -> dict[str, Any]:
         counts = self._sum(self._counts_by_group(), _COUNTS)
         backlog = self._backlog(self._backlog_by_group())
-        merged = self._cells(self._in_period()).get((), {})
+        merged = self._cells_by(None).get((), {})
         oldest = backlog["oldest_pending_at"]
         row = self._row(counts, merged, backlog)
         row["oldest_pending_age_seconds"] = int((self.now - oldest).total_seconds()) if oldest else None
@@ -259,7 +275,7 @@ class Analytics:
         backlog: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         for group in self._backlog_by_group():
             backlog[group[request_column]].append(group)
-        cells = self._cells(self._in_period(), column)
+        cells = self._cells_by(column)
         labels: dict[Any, str] = {}
         if dimension == "deployment":
             labels = dict(Deployment.objects.filter(pk__in=set(counts) | set(backlog)).values_list("pk", "name"))
