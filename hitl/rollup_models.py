@@ -5,7 +5,8 @@ A rollup row is keyed by its time bucket and by every dimension the analytics fi
 (deployment, flow, method, reviewer = the assignee). Its children hold what does not fit in columns:
 the response-time histogram (`RollupTime`), the answers per outcome and source (`RollupAnswer`) and
 the approvers' decisions (`RollupApproval`). Every column is a sum, so rows add up over any set of
-buckets and dimensions, and `manage.py analytics_rebuild` can recompute them from the requests.
+buckets and dimensions (the rows of reviewer `*` hold the sum over every reviewer, for the figures
+that are not per reviewer), and `manage.py analytics_rebuild` can recompute them from the requests.
 
 Imported by `hitl.models` so that Django registers them with the `hitl` app.
 """
@@ -23,7 +24,7 @@ class Grain(models.TextChoices):
 
 
 class Rollup(models.Model):
-    """Counts of one (bucket, deployment, flow, method, reviewer).
+    """Counts of one (bucket, deployment, flow, method, reviewer); reviewer `*` sums all reviewers.
 
     `created` counts by `created_at`'s bucket; the status counts, the SLA counts and the response-time
     sum by `resolved_at`'s bucket (as `hitl.analytics.figures` reports them). Every request is counted

@@ -49,7 +49,7 @@ from accounts.models import Deployment
 from hitl.analytics.filters import Filters, requests_for, rollups_for
 from hitl.models import HITLRequest, Source, Status
 from hitl.rollup_models import Grain, Rollup, RollupAnswer, RollupApproval, RollupTime
-from hitl.services.rollups import week_of
+from hitl.services.rollups import ALL_REVIEWERS, week_of
 
 DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
@@ -63,7 +63,7 @@ DIMENSIONS = {
     "method": ("method_name", "method_name"),
     "reviewer": ("reviewer", "assigned_to_email"),
 }
-_GROUP = tuple(column for column, _ in DIMENSIONS.values())
+_GROUP = ("deployment_id", "flow_name", "method_name")
 _COUNTS = ("created", *(str(s) for s in RESOLVED_STATUSES), "sla_total", "sla_met", "response_seconds")
 
 Cells = list[tuple[int, int, int, int]]  # (bucket, n, low, high), sorted by bucket
@@ -133,6 +133,10 @@ class Analytics:
     ) -> None:
         self.requests = requests.order_by()
         self.rollups = rollups.order_by()
+        # Figures not split by reviewer read the rows that sum every reviewer (few), unless a reviewer is
+        # the filter; per-reviewer figures read the reviewers' own rows.
+        self.per_reviewer = self.rollups.exclude(reviewer=ALL_REVIEWERS)
+        self.totals = self.per_reviewer if filters.reviewer else self.rollups.filter(reviewer=ALL_REVIEWERS)
         self.filters = filters
         self.now = now or timezone.now()
         self._cache: dict[str, Any] = {}
@@ -158,17 +162,21 @@ class Analytics:
             | Q(grain=Grain.DAY, day__gte=weeks_until, day__lt=end)
         )
 
-    def _in_period(self) -> QuerySet[Rollup]:
-        return self.rollups.filter(self._spans())
+    def _in_period(self, per_reviewer: bool = False) -> QuerySet[Rollup]:
+        return (self.per_reviewer if per_reviewer else self.totals).filter(self._spans())
 
-    def _counts_by_group(self) -> list[dict[str, Any]]:
-        """The period's counts per (deployment, flow, method, reviewer): one query; every figure but the
-        per-period one is a sum of these rows."""
-        if "groups" not in self._cache:
-            self._cache["groups"] = list(
-                self._in_period().values(*_GROUP).annotate(**{c: Sum(c) for c in _COUNTS}).order_by()
+    def _counts_by(self, column: str | None) -> list[dict[str, Any]]:
+        """The period's counts per (deployment, flow, method) — one query that the summary and those
+        three breakdowns sum — or per reviewer (`column` "reviewer", its own query)."""
+        name, group = ("reviewer", ("reviewer",)) if column == "reviewer" else ("groups", _GROUP)
+        if name not in self._cache:
+            self._cache[name] = list(
+                self._in_period(per_reviewer=name == "reviewer")
+                .values(*group)
+                .annotate(**{c: Sum(c) for c in _COUNTS})
+                .order_by()
             )
-        return self._cache["groups"]  # type: ignore[no-any-return]
+        return self._cache[name]  # type: ignore[no-any-return]
 
     def _backlog_by_group(self) -> list[dict[str, Any]]:
         """Pending requests now, per group (the pending set only)."""
@@ -202,7 +210,7 @@ class Analytics:
         method come from one query grouped by all three (few combinations × the cells), merged here;
         the reviewer (many) has its own."""
         if column == "reviewer":
-            return self._cells(self._in_period(), "reviewer")
+            return self._cells(self._in_period(per_reviewer=True), "reviewer")
         if "combined" not in self._cache:
             self._cache["combined"] = self._cells(self._in_period(), "deployment_id", "flow_name", "method_name")
         position = {None: None, "deployment_id": 0, "flow_name": 1, "method_name": 2}[column]
@@ -258,7 +266,7 @@ class Analytics:
     # --- figures -------------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        counts = self._sum(self._counts_by_group(), _COUNTS)
+        counts = self._sum(self._counts_by(None), _COUNTS)
         backlog = self._backlog(self._backlog_by_group())
         merged = self._cells_by(None).get((), {})
         oldest = backlog["oldest_pending_at"]
@@ -270,7 +278,7 @@ class Analytics:
         """One row per deployment / flow / method / reviewer, busiest first."""
         column, request_column = DIMENSIONS[dimension]
         counts: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        for group in self._counts_by_group():
+        for group in self._counts_by(column):
             counts[group[column]].append(group)
         backlog: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         for group in self._backlog_by_group():
@@ -299,7 +307,7 @@ class Analytics:
     def by_period(self) -> list[dict[str, Any]]:
         """Volume (created vs resolved) and the resolved figures per day or ISO week, gaps as zeros."""
         daily = self.filters.bucket == "day"
-        rollups = self.rollups.filter(self._spans(by_day=daily))
+        rollups = self.totals.filter(self._spans(by_day=daily))
 
         def bucket_of(grain: str, day: Any) -> date:
             return _day(day) if daily or grain == Grain.WEEK else week_of(_day(day))

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope
 from accounts.models import Deployment
 from hitl.models import HITLRequest, Rollup
+from hitl.services.rollups import ALL_REVIEWERS
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
@@ -181,8 +182,8 @@ def rollups_for(principal: Any, filters: Filters) -> QuerySet[Rollup]:
         queryset = queryset.filter(flow_name=filters.flow)
     if filters.method:
         queryset = queryset.filter(method_name=filters.method)
-    if filters.reviewer:
-        queryset = queryset.filter(reviewer=filters.reviewer.strip().lower())
+    if filters.reviewer:  # `*` is no assignee: the rows of every reviewer are not what it asks for
+        queryset = queryset.filter(reviewer=filters.reviewer.strip().lower()).exclude(reviewer=ALL_REVIEWERS)
     return queryset.order_by()
 
 

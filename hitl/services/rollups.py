@@ -62,6 +62,10 @@ WINDOW_DAYS = 28
 BATCH = 400  # rows per INSERT statement (SQLite allows 32,766 parameters)
 
 Key = tuple[str, date, int, str, str, str]  # grain, day, deployment id, flow, method, reviewer
+# The reviewer of the rows that sum every reviewer's (not an email, so never an assignee): figures not
+# split or filtered by reviewer read these few rows instead of one per reviewer (200 reviewers at 1M
+# requests: 146,000 week rows and 727,000 histogram cells a year, against 830 and 190,000).
+ALL_REVIEWERS = "*"
 
 
 def bucket_of(seconds: int) -> int:
@@ -102,10 +106,15 @@ def facts_of(request: HITLRequest, reviewer: str | None = None) -> Facts:
     )
 
 
-def _keys(facts: Facts, when: datetime) -> tuple[Key, Key]:
-    day = when.astimezone(UTC).date()
-    dims = (facts.deployment_id, facts.flow_name, facts.method_name, facts.reviewer)
-    return (Grain.DAY.value, day, *dims), (Grain.WEEK.value, week_of(day), *dims)
+def _keys(facts: Facts, when: datetime) -> tuple[Key, ...]:
+    """The rows a change counts in: its day and its week, for its reviewer and for all reviewers."""
+    day, week = when.astimezone(UTC).date(), week_of(when.astimezone(UTC).date())
+    dims = (facts.deployment_id, facts.flow_name, facts.method_name)
+    return tuple(
+        (grain, start, *dims, reviewer)
+        for reviewer in (facts.reviewer, ALL_REVIEWERS)
+        for grain, start in ((Grain.DAY.value, day), (Grain.WEEK.value, week))
+    )
 
 
 @dataclass
