@@ -24,6 +24,7 @@ from accounts.lib.access import (
 from accounts.models import Deployment
 from hitl.lib import crypto
 from hitl.lib.addresses import clean_email, email_list_error
+from hitl.rollup_models import Grain, Rollup, RollupAnswer, RollupApproval, RollupTime  # noqa: F401 - registers them
 from hitl.routing.conditions import ConditionError, parse_conditions
 
 

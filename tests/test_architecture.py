@@ -20,6 +20,7 @@ LAYERS: dict[str, float] = {
     # The requests app's core, itself in order: models, what reads them, channels, writes, entry points.
     "hitl.routing.conditions": 2.0,  # pure (the model validates rules with it)
     "hitl.models": 2.1,
+    "hitl.rollup_models": 2.1,  # the analytics rollups (SPEC §19), registered by hitl.models
     "hitl.results": 2.2,
     "hitl.routing": 2.2,
     "hitl.channels": 2.3,

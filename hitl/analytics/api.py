@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hitl.analytics.figures import Analytics
-from hitl.analytics.filters import AnalyticsFilterForm, requests_for, resolve_filters
+from hitl.analytics.filters import AnalyticsFilterForm, resolve_filters
 from hitl.lib.api.errors import ErrorSerializer
 
 # --- response shape (documentation: the view returns the report dict as computed) ---------------
@@ -137,4 +137,4 @@ class AnalyticsView(APIView):
                 {field: [str(m) for m in messages] for field, messages in form.errors.items()}
             )
         filters = resolve_filters(form.cleaned_data)
-        return Response(Analytics(requests_for(request.user, filters), filters).report())
+        return Response(Analytics.of(request.user, filters).report())

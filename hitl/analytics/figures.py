@@ -1,11 +1,13 @@
-"""Every analytics figure, computed in the database: aggregates, conditional counts and window
-functions. No request row is ever loaded into Python; only one row per group comes back.
+"""Every analytics figure, read from the rollups that the services keep (SPEC §19, hitl.services.rollups)
+and, for the backlog, from the pending requests. No request row is ever loaded into Python: the
+queries return one row per group, per period bucket or per histogram cell.
 
 What each figure counts (the README's "Analytics" section repeats this):
 
 - **Period**: `[since, until)` in UTC, whole days. A request belongs to the period's *created*
   figures by `created_at`, and to its *resolved* figures by `resolved_at` (when it left `pending`,
-  the same instant as its Resolution row). The backlog is "now" and ignores the period.
+  the same instant as its Resolution row). The backlog is "now" and ignores the period. The rollups
+  have a row per UTC day and per ISO week: a period reads its whole weeks and the days at its edges.
 - **Reviewer**: the request's assignee (`assigned_to_email`, after any reassignment), so the backlog
   and the answers of a person line up. Who actually answered is in the audit log.
 - **created**: requests created in the period. **resolved**: requests that left `pending` in the
@@ -13,9 +15,10 @@ What each figure counts (the README's "Analytics" section repeats this):
   fired), `timed_out`, `cancelled`.
 - **Response time**: for human answers only (status `responded`) resolved in the period,
   `resolved_at − created_at` in whole seconds (each instant truncated to the second, so SQLite and
-  PostgreSQL agree to the digit). Mean; median and p90 by linear interpolation between the closest
-  ranks (PostgreSQL's `percentile_cont`: position `1 + p·(n − 1)` in the sorted values), computed
-  with `ROW_NUMBER()`/`COUNT() OVER` because SQLite has no percentile function.
+  PostgreSQL agree to the digit). Mean exact (a sum and a count); median and p90 by linear
+  interpolation between the closest ranks (PostgreSQL's `percentile_cont`: position `1 + p·(n − 1)`),
+  each rank read from a histogram with cells 2 % wide: within 1 % of the exact value, exact when a
+  cell holds a single value (`percentiles` below).
 - **SLA share**: `sla_met / sla_total`. `sla_total` counts requests with an SLA due time that were
   answered by a human, auto-responded or timed out in the period (a cancelled request needed no
   answer); `sla_met` those a human answered at or before `sla_due_at` (the test that sets
@@ -32,101 +35,38 @@ What each figure counts (the README's "Analytics" section repeats this):
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
-from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Aggregate, Avg, Count, Expression, F, FloatField, Func, Min, Q, QuerySet, Value
-from django.db.models.functions import Coalesce, TruncDate, TruncWeek
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
-from hitl.analytics.filters import Filters
+from accounts.models import Deployment
+from hitl.analytics.filters import Filters, requests_for, rollups_for
 from hitl.models import HITLRequest, Source, Status
+from hitl.rollup_models import Grain, Rollup, RollupAnswer, RollupApproval, RollupTime
+from hitl.services.rollups import ALL_REVIEWERS, week_of
 
 DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
 RESOLVED_STATUSES = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT, Status.CANCELLED)
 CHANNELS = (Source.EMAIL, Source.DASHBOARD, Source.API, Source.TELEGRAM, Source.SLACK, Source.AUTO)
 TIME_KEYS = ("answered", "response_time_mean", "response_time_median", "response_time_p90")
+# Dimension → (rollup column, request column).
 DIMENSIONS = {
-    "deployment": "deployment_id",
-    "flow": "flow_name",
-    "method": "method_name",
-    "reviewer": "assigned_to_email",
+    "deployment": ("deployment_id", "deployment_id"),
+    "flow": ("flow_name", "flow_name"),
+    "method": ("method_name", "method_name"),
+    "reviewer": ("reviewer", "assigned_to_email"),
 }
+_GROUP = ("deployment_id", "flow_name", "method_name")
+_COUNTS = ("created", *(str(s) for s in RESOLVED_STATUSES), "sla_total", "sla_met", "response_seconds")
 
-
-class WholeSecondsBetween(Func):
-    """`end − start` in whole seconds, each instant truncated to the second, as a float.
-
-    Truncating first makes both databases return the same number: SQLite's date functions keep only
-    milliseconds, PostgreSQL keeps microseconds.
-    """
-
-    arity = 2
-
-    def __init__(self, start: str, end: str) -> None:
-        super().__init__(F(start), F(end), output_field=FloatField())
-
-    def _compiled(self, compiler: SQLCompiler) -> tuple[str, str, tuple[Any, ...]]:
-        start_sql, start_params = compiler.compile(self.source_expressions[0])
-        end_sql, end_params = compiler.compile(self.source_expressions[1])
-        return start_sql, end_sql, (*end_params, *start_params)
-
-    def as_sqlite(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        start, end, params = self._compiled(compiler)
-        return f"(CAST(strftime('%%s', {end}) AS REAL) - CAST(strftime('%%s', {start}) AS REAL))", params
-
-    def as_postgresql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        start, end, params = self._compiled(compiler)
-        seconds = f"EXTRACT(EPOCH FROM (date_trunc('second', {end}) - date_trunc('second', {start})))"
-        return f"CAST({seconds} AS DOUBLE PRECISION)", params
-
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        raise NotImplementedError(f"analytics are written for SQLite and PostgreSQL, not {connection.vendor}")
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's `percentile_cont(p) WITHIN GROUP (ORDER BY expr)`: the same linear interpolation
-    that `_RESPONSE_TIMES_SQL` computes by hand for SQLite, as an aggregate that shares its query."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
-
-
-def _interpolated(fraction: str) -> str:
-    # Linear interpolation between the ranks around 1 + p·(n − 1): each value weighs 1 − its distance
-    # from that position (only the one or two nearest ranks weigh more than 0).
-    position = f"(1 + {fraction} * (n - 1))"
-    return f"SUM(CASE WHEN ABS(rn - {position}) < 1 THEN secs * (1 - ABS(rn - {position})) ELSE 0 END)"
-
-
-# `inner` is SQL compiled by the ORM (with its own parameters); the fractions are constants here.
-_RESPONSE_TIMES_SQL = (
-    "SELECT k, COUNT(*), AVG(secs), {median}, {p90} FROM ("
-    "SELECT k, secs, ROW_NUMBER() OVER (PARTITION BY k ORDER BY secs) AS rn, "
-    "COUNT(*) OVER (PARTITION BY k) AS n FROM ({inner}) base"
-    ") ranked GROUP BY k"
-)
+Cells = list[tuple[int, int, int, int]]  # (bucket, n, low, high), sorted by bucket
 
 
 def _seconds(value: Any) -> float | None:
@@ -138,7 +78,7 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _day(value: Any) -> date:
-    """A bucket key as a date, whatever shape the database returned it in."""
+    """A date, whatever shape the database returned it in."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -146,141 +86,216 @@ def _day(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-class Analytics:
-    """The figures for one queryset of requests (already restricted and filtered) and one period."""
+def _merge(into: dict[int, list[int]], bucket: int, n: int, low: int, high: int) -> None:
+    known = into.get(bucket)
+    if known is None:
+        into[bucket] = [n, low, high]
+    else:
+        known[0], known[1], known[2] = known[0] + n, min(known[1], low), max(known[2], high)
 
-    def __init__(self, requests: QuerySet[HITLRequest], filters: Filters, now: datetime | None = None) -> None:
+
+def percentiles(cells: dict[int, list[int]], fractions: Iterable[float]) -> list[float | None]:
+    """Percentiles of a response-time histogram by linear interpolation between the closest ranks
+    (PostgreSQL's `percentile_cont`: position 1 + p·(n − 1)); a rank's value is the middle of its
+    cell's least and greatest value: within 1 % (hitl.services.rollups), exact for one-value cells."""
+    ordered = [cells[b] for b in sorted(cells) if cells[b][0] > 0]
+    ends = list(accumulate(n for n, _, _ in ordered))
+    if not ends:
+        return [None for _ in fractions]
+
+    def value(rank: int) -> float:  # 1-based
+        n, low, high = ordered[bisect_left(ends, rank)]
+        return (low + high) / 2
+
+    found: list[float | None] = []
+    for fraction in fractions:
+        position = 1 + fraction * (ends[-1] - 1)
+        below = int(position)
+        result = value(below)
+        if position > below:
+            result += (position - below) * (value(below + 1) - result)
+        found.append(result)
+    return found
+
+
+class Analytics:
+    """The figures for one principal's requests and rollups (already restricted and filtered) and one
+    period. The counts and response times come from the rollups (SPEC §19), the backlog from the
+    pending requests (a partial set, "now")."""
+
+    def __init__(
+        self,
+        requests: QuerySet[HITLRequest],
+        filters: Filters,
+        now: datetime | None = None,
+        *,
+        rollups: QuerySet[Rollup],
+    ) -> None:
         self.requests = requests.order_by()
+        self.rollups = rollups.order_by()
+        # Figures not split by reviewer read the rows that sum every reviewer (few), unless a reviewer is
+        # the filter; per-reviewer figures read the reviewers' own rows.
+        self.per_reviewer = self.rollups.exclude(reviewer=ALL_REVIEWERS)
+        self.totals = self.per_reviewer if filters.reviewer else self.rollups.filter(reviewer=ALL_REVIEWERS)
         self.filters = filters
         self.now = now or timezone.now()
-        self.in_created = Q(created_at__gte=filters.since, created_at__lt=filters.until)
-        self.in_resolved = Q(resolved_at__gte=filters.since, resolved_at__lt=filters.until)
-        self.pending = Q(status=Status.PENDING)
-        # On PostgreSQL the response times are aggregates in the same query as the counts (one pass over
-        # the rows instead of two); SQLite has no percentile aggregate, so it runs `response_times()`.
-        self.single_pass = connections[self.requests.db].vendor == "postgresql"
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, principal: Any, filters: Filters, now: datetime | None = None) -> Analytics:
+        """The figures `principal` may see (404/403 as `requests_for` decides)."""
+        return cls(requests_for(principal, filters), filters, now, rollups=rollups_for(principal, filters))
 
     # --- building blocks ---------------------------------------------------------------------------
 
-    def _resolved_counts(self) -> dict[str, Any]:
-        resolved = self.in_resolved
-        return {
-            "resolved": Count("pk", filter=resolved),
-            **{str(status): Count("pk", filter=resolved & Q(status=status)) for status in RESOLVED_STATUSES},
-            "sla_total": Count("pk", filter=resolved & Q(status__in=DECIDED, sla_due_at__isnull=False)),
-            "sla_met": Count(
-                "pk",
-                filter=resolved
-                & Q(status=Status.RESPONDED, sla_due_at__isnull=False, resolved_at__lte=F("sla_due_at")),
-            ),
-        }
-
-    def _all_counts(self) -> dict[str, Any]:
-        return {
-            "created": Count("pk", filter=self.in_created),
-            **self._resolved_counts(),
-            "pending": Count("pk", filter=self.pending),
-            "overdue": Count("pk", filter=self.pending & (Q(overdue=True) | Q(sla_due_at__lt=self.now))),
-            "oldest_pending_at": Min("created_at", filter=self.pending),
-        }
-
-    def _time_aggregates(self) -> dict[str, Any]:
-        """The response-time figures as aggregates (PostgreSQL), keyed as `response_times()` returns them."""
-        if not self.single_pass:
-            return {}
-        answered = self.in_resolved & Q(status=Status.RESPONDED)
-        secs = WholeSecondsBetween("created_at", "resolved_at")
-        return {
-            "answered": Count("pk", filter=answered),
-            "response_time_mean": Avg(secs, filter=answered),
-            "response_time_median": PercentileCont(secs, 0.5, filter=answered),
-            "response_time_p90": PercentileCont(secs, 0.9, filter=answered),
-        }
-
-    @staticmethod
-    def _split_times(counts: dict[str, Any]) -> dict[str, Any]:
-        """Take the response-time figures out of a row of single-pass aggregates (rounded as SQLite's)."""
-        times = {key: counts.pop(key) for key in TIME_KEYS}
-        times["answered"] = int(times["answered"] or 0)
-        for key in TIME_KEYS[1:]:
-            times[key] = _seconds(times[key])
-        return times
-
-    def _active(self) -> QuerySet[HITLRequest]:
-        """Requests that count anywhere: created or resolved in the period, or pending now."""
-        return self.requests.filter(self.in_created | self.in_resolved | self.pending)
-
-    def response_times(self, key: Expression | F | None = None) -> dict[Any, dict[str, Any]]:
-        """{group key: count, mean, median, p90} of human response times, in one query."""
-        answered = self.requests.filter(self.in_resolved, status=Status.RESPONDED)
-        inner = answered.annotate(
-            k=key if key is not None else Value(0), secs=WholeSecondsBetween("created_at", "resolved_at")
+    def _spans(self, by_day: bool = False) -> Q:
+        """The rollup rows of the period: its whole ISO weeks from WEEK rows, the days at its edges
+        from DAY rows (every day from DAY rows with `by_day`)."""
+        first, end = self.filters.first_day, self.filters.last_day + timedelta(days=1)
+        weeks_from = first + timedelta(days=(7 - first.weekday()) % 7)
+        weeks_until = week_of(end)
+        if by_day or weeks_from >= weeks_until:
+            return Q(grain=Grain.DAY, day__gte=first, day__lt=end)
+        return (
+            Q(grain=Grain.WEEK, day__gte=weeks_from, day__lt=weeks_until)
+            | Q(grain=Grain.DAY, day__gte=first, day__lt=weeks_from)
+            | Q(grain=Grain.DAY, day__gte=weeks_until, day__lt=end)
         )
-        inner_sql, params = inner.values("k", "secs").query.sql_with_params()
-        sql = _RESPONSE_TIMES_SQL.format(median=_interpolated("0.5"), p90=_interpolated("0.9"), inner=inner_sql)
-        with connections[self.requests.db].cursor() as cursor:
-            cursor.execute(sql, list(params))
-            rows = cursor.fetchall()
-        return {
-            k: {
-                "answered": int(count),
-                "response_time_mean": _seconds(mean),
-                "response_time_median": _seconds(median),
-                "response_time_p90": _seconds(p90),
-            }
-            for k, count, mean, median, p90 in rows
-        }
+
+    def _in_period(self, per_reviewer: bool = False) -> QuerySet[Rollup]:
+        return (self.per_reviewer if per_reviewer else self.totals).filter(self._spans())
+
+    def _counts_by(self, column: str | None) -> list[dict[str, Any]]:
+        """The period's counts per (deployment, flow, method) — one query that the summary and those
+        three breakdowns sum — or per reviewer (`column` "reviewer", its own query)."""
+        name, group = ("reviewer", ("reviewer",)) if column == "reviewer" else ("groups", _GROUP)
+        if name not in self._cache:
+            self._cache[name] = list(
+                self._in_period(per_reviewer=name == "reviewer")
+                .values(*group)
+                .annotate(**{c: Sum(c) for c in _COUNTS})
+                .order_by()
+            )
+        return self._cache[name]  # type: ignore[no-any-return]
+
+    def _backlog_by_group(self) -> list[dict[str, Any]]:
+        """Pending requests now, per group (the pending set only)."""
+        if "backlog" not in self._cache:
+            pending = Q(status=Status.PENDING)
+            self._cache["backlog"] = list(
+                self.requests.filter(pending)
+                .values(*(request_column for _, request_column in DIMENSIONS.values()))
+                .annotate(
+                    pending=Count("pk"),
+                    overdue=Count("pk", filter=Q(overdue=True) | Q(sla_due_at__lt=self.now)),
+                    oldest_pending_at=Min("created_at"),
+                )
+                .order_by()
+            )
+        return self._cache["backlog"]  # type: ignore[no-any-return]
+
+    def _cells(self, rollups: QuerySet[Rollup], *keys: str) -> dict[Any, dict[int, list[int]]]:
+        """{key: histogram} of the rollups' response times, grouped by `keys` (rollup columns)."""
+        grouped: dict[Any, dict[int, list[int]]] = defaultdict(dict)
+        values = RollupTime.objects.filter(rollup__in=rollups.values("pk")).values(
+            *(f"rollup__{k}" for k in keys), "bucket"
+        )
+        for row in values.annotate(cells=Sum("n"), least=Min("low"), most=Max("high")).order_by():
+            key = tuple(row[f"rollup__{k}"] for k in keys)
+            _merge(grouped[key[0] if len(key) == 1 else key], row["bucket"], row["cells"], row["least"], row["most"])
+        return grouped
+
+    def _cells_by(self, column: str | None) -> dict[Any, dict[int, list[int]]]:
+        """The period's histograms per value of `column` (None: one histogram). Deployment, flow and
+        method come from one query grouped by all three (few combinations × the cells), merged here;
+        the reviewer (many) has its own."""
+        if column == "reviewer":
+            return self._cells(self._in_period(per_reviewer=True), "reviewer")
+        if "combined" not in self._cache:
+            self._cache["combined"] = self._cells(self._in_period(), "deployment_id", "flow_name", "method_name")
+        position = {None: None, "deployment_id": 0, "flow_name": 1, "method_name": 2}[column]
+        projected: dict[Any, dict[int, list[int]]] = defaultdict(dict)
+        for key, histogram in self._cache["combined"].items():
+            merged = projected[() if position is None else key[position]]
+            for bucket, (n, low, high) in histogram.items():
+                _merge(merged, bucket, n, low, high)
+        return projected
 
     @staticmethod
-    def _row(counts: dict[str, Any], times: dict[str, Any] | None) -> dict[str, Any]:
-        decided = sum(counts.get(str(s), 0) for s in DECIDED)
-        row = {
-            **counts,
-            **(
-                times
-                or {"answered": 0, "response_time_mean": None, "response_time_median": None, "response_time_p90": None}
-            ),
-            "sla_share": _share(counts["sla_met"], counts["sla_total"]),
-            "auto_response_share": _share(counts[str(Status.AUTO_RESPONDED)], decided),
-        }
-        if isinstance(row.get("oldest_pending_at"), datetime):
-            row["oldest_pending_at"] = row["oldest_pending_at"].isoformat()
+    def _sum(rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> dict[str, Any]:
+        total: dict[str, Any] = dict.fromkeys(columns, 0)
+        for row in rows:
+            for column in total:
+                total[column] += row.get(column) or 0
+        return total
+
+    @staticmethod
+    def _row(
+        counts: dict[str, Any], cells: dict[int, list[int]] | None, backlog: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """One row of figures from summed counts, a histogram and (for all but per-period rows) a backlog."""
+        row: dict[str, Any] = {"created": int(counts.get("created") or 0)}
+        statuses = {str(s): int(counts.get(str(s)) or 0) for s in RESOLVED_STATUSES}
+        row["resolved"] = sum(statuses.values())
+        row.update(statuses)
+        row["sla_total"], row["sla_met"] = int(counts.get("sla_total") or 0), int(counts.get("sla_met") or 0)
+        if backlog is not None:
+            oldest = backlog.get("oldest_pending_at")
+            row["pending"], row["overdue"] = int(backlog.get("pending") or 0), int(backlog.get("overdue") or 0)
+            row["oldest_pending_at"] = oldest.isoformat() if isinstance(oldest, datetime) else oldest
+        answered = row[str(Status.RESPONDED)]
+        median, p90 = percentiles(cells or {}, (0.5, 0.9))
+        row["answered"] = answered
+        row["response_time_mean"] = _seconds(counts.get("response_seconds", 0) / answered) if answered else None
+        row["response_time_median"], row["response_time_p90"] = _seconds(median), _seconds(p90)
+        decided = sum(row[str(s)] for s in DECIDED)
+        row["sla_share"] = _share(row["sla_met"], row["sla_total"])
+        row["auto_response_share"] = _share(row[str(Status.AUTO_RESPONDED)], decided)
         return row
+
+    @staticmethod
+    def _backlog(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        rows = list(rows)
+        oldest = [r["oldest_pending_at"] for r in rows if r["oldest_pending_at"] is not None]
+        return {
+            "pending": sum(r["pending"] for r in rows),
+            "overdue": sum(r["overdue"] for r in rows),
+            "oldest_pending_at": min(oldest) if oldest else None,
+        }
 
     # --- figures -------------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        counts = self._active().aggregate(**self._all_counts(), **self._time_aggregates())
-        oldest = counts["oldest_pending_at"]
-        times = self._split_times(counts) if self.single_pass else self.response_times().get(0)
-        row = self._row(counts, times)
+        counts = self._sum(self._counts_by(None), _COUNTS)
+        backlog = self._backlog(self._backlog_by_group())
+        merged = self._cells_by(None).get((), {})
+        oldest = backlog["oldest_pending_at"]
+        row = self._row(counts, merged, backlog)
         row["oldest_pending_age_seconds"] = int((self.now - oldest).total_seconds()) if oldest else None
         return row
 
     def by_dimension(self, dimension: str) -> list[dict[str, Any]]:
         """One row per deployment / flow / method / reviewer, busiest first."""
-        field = DIMENSIONS[dimension]
-        labels: dict[str, Any] = {"label": F("deployment__name")} if dimension == "deployment" else {}
-        grouped = (
-            self._active()
-            .annotate(k=F(field))
-            .values("k", **labels)
-            .annotate(**self._all_counts(), **self._time_aggregates())
-        )
-        times = {} if self.single_pass else self.response_times(F(field))
+        column, request_column = DIMENSIONS[dimension]
+        counts: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for group in self._counts_by(column):
+            counts[group[column]].append(group)
+        backlog: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for group in self._backlog_by_group():
+            backlog[group[request_column]].append(group)
+        cells = self._cells_by(column)
+        labels: dict[Any, str] = {}
+        if dimension == "deployment":
+            labels = dict(Deployment.objects.filter(pk__in=set(counts) | set(backlog)).values_list("pk", "name"))
         rows = []
-        for values in grouped:
-            counts: dict[str, Any] = dict(values)
-            key = counts.pop("k")
-            label = counts.pop("label", None) or key
-            row_times = self._split_times(counts) if self.single_pass else times.get(key)
-            rows.append({"key": key, "label": label, **self._row(counts, row_times)})
+        for key in set(counts) | set(backlog):
+            summed = self._sum(counts.get(key, ()), _COUNTS)
+            row = self._row(summed, cells.get(key), self._backlog(backlog.get(key, ())))
+            if not (row["created"] or row["resolved"] or row["pending"]):
+                continue  # a reviewer whose only request was reassigned away
+            rows.append({"key": key, "label": labels.get(key) or key, **row})
         rows.sort(key=lambda r: (-(r["created"] + r["resolved"] + r["pending"]), str(r["label"])))
         return rows
-
-    def _bucket(self, field: str) -> Expression:
-        # UTC like the period's bounds, whatever TIME_ZONE says.
-        return TruncDate(field, tzinfo=UTC) if self.filters.bucket == "day" else TruncWeek(field, tzinfo=UTC)
 
     def buckets(self) -> list[date]:
         first, last = self.filters.first_day, self.filters.last_day
@@ -291,55 +306,44 @@ class Analytics:
 
     def by_period(self) -> list[dict[str, Any]]:
         """Volume (created vs resolved) and the resolved figures per day or ISO week, gaps as zeros."""
-        created = {
-            _day(k): n
-            for k, n in self.requests.filter(self.in_created)
-            .annotate(k=self._bucket("created_at"))
-            .values("k")
-            .annotate(n=Count("pk"))
-            .values_list("k", "n")
-        }
-        resolved: dict[date, dict[str, Any]] = {}
-        times: dict[date, dict[str, Any]] = {}
-        for values in (
-            self.requests.filter(self.in_resolved)
-            .annotate(k=self._bucket("resolved_at"))
-            .values("k")
-            .annotate(**self._resolved_counts(), **self._time_aggregates())
-        ):
-            counts: dict[str, Any] = dict(values)
-            day = _day(counts.pop("k"))
-            if self.single_pass:
-                times[day] = self._split_times(counts)
-            resolved[day] = counts
-        if not self.single_pass:
-            times = {_day(k): v for k, v in self.response_times(self._bucket("resolved_at")).items()}
-        empty = {"resolved": 0, **{str(s): 0 for s in RESOLVED_STATUSES}, "sla_total": 0, "sla_met": 0}
+        daily = self.filters.bucket == "day"
+        rollups = self.totals.filter(self._spans(by_day=daily))
+
+        def bucket_of(grain: str, day: Any) -> date:
+            return _day(day) if daily or grain == Grain.WEEK else week_of(_day(day))
+
+        counts: dict[date, list[dict[str, Any]]] = defaultdict(list)
+        for row in rollups.values("grain", "day").annotate(**{c: Sum(c) for c in _COUNTS}).order_by():
+            counts[bucket_of(row["grain"], row["day"])].append(dict(row))
+        cells: dict[date, dict[int, list[int]]] = defaultdict(dict)
+        for (grain, day), histogram in self._cells(rollups, "grain", "day").items():
+            merged = cells[bucket_of(grain, day)]
+            for bucket, (n, low, high) in histogram.items():
+                _merge(merged, bucket, n, low, high)
         return [
-            {
-                "period": day.isoformat(),
-                **self._row({"created": created.get(day, 0), **resolved.get(day, empty)}, times.get(day)),
-            }
+            {"period": day.isoformat(), **self._row(self._sum(counts.get(day, ()), _COUNTS), cells.get(day), None)}
             for day in self.buckets()
         ]
 
-    def _answers(self) -> list[tuple[str, str, str, int]]:
-        """(outcome, source, status, count) of the answers resolved in the period: one query that both
+    def _answers(self) -> list[tuple[str, str, bool, int]]:
+        """(outcome, source, human, count) of the answers resolved in the period: one query that both
         `decisions()` and `channels()` read."""
-        if not hasattr(self, "_answers_cache"):
-            self._answers_cache = [
-                (row["outcome"], row["source"], row["status"], row["n"])
-                for row in self.requests.filter(self.in_resolved, status__in=ANSWERED)
-                .values("status", outcome=Coalesce(F("resolution__outcome"), Value("")), source=F("resolution__source"))
-                .annotate(n=Count("pk"))
+        if "answers" not in self._cache:
+            self._cache["answers"] = [
+                (row["outcome"], row["source"], row["human"], row["total"])
+                for row in RollupAnswer.objects.filter(rollup__in=self._in_period().values("pk"))
+                .values("outcome", "source", "human")
+                .annotate(total=Sum("n"))
+                .order_by()
+                if row["total"]
             ]
-        return self._answers_cache
+        return self._cache["answers"]  # type: ignore[no-any-return]
 
     def decisions(self) -> list[dict[str, Any]]:
         by_outcome: dict[str, dict[str, int]] = {}
-        for outcome, _, status, n in self._answers():
+        for outcome, _, human, n in self._answers():
             row = by_outcome.setdefault(outcome, {"human": 0, "auto": 0})
-            row["human" if status == Status.RESPONDED else "auto"] += n
+            row["human" if human else "auto"] += n
         total = sum(r["human"] + r["auto"] for r in by_outcome.values())
         ranked = sorted(by_outcome.items(), key=lambda item: (-(item[1]["human"] + item[1]["auto"]), item[0]))
         return [
@@ -349,24 +353,19 @@ class Analytics:
 
     def by_approver(self) -> list[dict[str, Any]]:
         """Several approvers (SPEC §13): decisions per approver of the requests created in the period,
-        with each approver's own response time (decided − created), in SQL."""
-        from django.db.models import Avg, DurationField, ExpressionWrapper
-
-        from hitl.models import Decision
-
-        took = ExpressionWrapper(F("decided_at") - F("request__created_at"), output_field=DurationField())
+        with each approver's mean response time (decided − created)."""
         rows = (
-            Decision.objects.filter(request__in=self.requests.filter(self.in_created).values("pk"))
-            .order_by()
+            RollupApproval.objects.filter(rollup__in=self._in_period().values("pk"))
             .values("approver")
-            .annotate(decisions=Count("pk"), mean=Avg(took))
+            .annotate(decisions=Sum("n"), took=Sum("microseconds"))
+            .filter(decisions__gt=0)
             .order_by("-decisions", "approver")
         )
         return [
             {
                 "approver": row["approver"],
                 "decisions": row["decisions"],
-                "mean_response_seconds": _seconds(row["mean"].total_seconds()) if row["mean"] is not None else None,
+                "mean_response_seconds": _seconds(row["took"] / row["decisions"] / 1_000_000),
             }
             for row in rows
         ]

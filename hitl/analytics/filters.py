@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope
 from accounts.models import Deployment
-from hitl.models import HITLRequest
+from hitl.models import HITLRequest, Rollup
+from hitl.services.rollups import ALL_REVIEWERS
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
@@ -167,6 +168,23 @@ def requests_for(principal: Any, filters: Filters) -> QuerySet[HITLRequest]:
         queryset = queryset.filter(method_name=filters.method)
     if filters.reviewer:
         queryset = queryset.filter(assigned_to_email=filters.reviewer.strip().lower())
+    return queryset.order_by()
+
+
+def rollups_for(principal: Any, filters: Filters) -> QuerySet[Rollup]:
+    """The rollups of the requests `requests_for` selects (call that first: it refuses strangers). The
+    analytics scopes are whole deployments (`restrict()` for `manage`, an API key's own deployment), so
+    the same deployments and the same filters select the same requests' rollups."""
+    deployments = Deployment.objects.filter(deployment_scope(principal, analytics_action(principal)))
+    queryset = Rollup.objects.filter(deployment__in=deployments.values("pk"))
+    if filters.deployments:
+        queryset = queryset.filter(deployment_id__in=filters.deployments)
+    if filters.flow:
+        queryset = queryset.filter(flow_name=filters.flow)
+    if filters.method:
+        queryset = queryset.filter(method_name=filters.method)
+    if filters.reviewer:  # `*` is no assignee: the rows of every reviewer are not what it asks for
+        queryset = queryset.filter(reviewer=filters.reviewer.strip().lower()).exclude(reviewer=ALL_REVIEWERS)
     return queryset.order_by()
 
 

@@ -13,17 +13,19 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.lib.access import deployment_scope
+from accounts.models import Deployment
 from hitl.analytics.figures import Analytics
 from hitl.analytics.filters import (
     AnalyticsFilterForm,
     Filters,
     analysable_deployments,
     analytics_action,
-    requests_for,
     resolve_filters,
 )
 from hitl.analytics.tables import TABLES, build_table, build_tables, summary_cards, table_rows
-from hitl.models import HITLRequest
+from hitl.models import Grain, Rollup
+from hitl.services.rollups import ALL_REVIEWERS, week_of
 
 PAGE_ROWS = 50
 SUGGESTIONS = 200
@@ -38,13 +40,14 @@ def _filters(request: HttpRequest) -> tuple[AnalyticsFilterForm, Filters]:
 
 def _suggestions(principal: Any) -> dict[str, list[str]]:
     """Flows, methods and reviewers seen in the last SUGGESTION_DAYS, for the filter inputs (one query
-    each, capped): recent rows through the `created_at` index, not a DISTINCT over every request."""
-    since = timezone.now() - timedelta(days=SUGGESTION_DAYS)
-    scope = HITLRequest.objects.restrict(principal, analytics_action(principal)).filter(created_at__gte=since)
-    scope = scope.order_by()
+    each, capped): from the weekly rollups (SPEC §19), not a DISTINCT over the requests."""
+    since = week_of((timezone.now() - timedelta(days=SUGGESTION_DAYS)).date())
+    deployments = Deployment.objects.filter(deployment_scope(principal, analytics_action(principal)))
+    scope = Rollup.objects.filter(grain=Grain.WEEK, day__gte=since, deployment__in=deployments.values("pk"))
+    scope = scope.exclude(reviewer=ALL_REVIEWERS).order_by()
     return {
         name: list(scope.exclude(**{field: ""}).values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
-        for name, field in (("flows", "flow_name"), ("methods", "method_name"), ("reviewers", "assigned_to_email"))
+        for name, field in (("flows", "flow_name"), ("methods", "method_name"), ("reviewers", "reviewer"))
     }
 
 
@@ -83,7 +86,7 @@ def _chart_data(report: dict[str, Any]) -> dict[str, Any]:
 @require_GET
 def page(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
-    report = Analytics(requests_for(request.user, filters), filters).report()
+    report = Analytics.of(request.user, filters).report()
     context = {
         "form": form,
         "filters": filters,
@@ -109,7 +112,7 @@ def table_csv(request: HttpRequest, name: str) -> HttpResponseBase:
     form, filters = _filters(request)
     if form.errors:
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain; charset=utf-8")
-    table = build_table(name, table_rows(Analytics(requests_for(request.user, filters), filters), name))
+    table = build_table(name, table_rows(Analytics.of(request.user, filters), name))
     response = StreamingHttpResponse(table.csv_lines(), content_type="text/csv; charset=utf-8")
     filename = f"hitl-analytics-{name}-{filters.first_day}-{filters.last_day}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -16,6 +16,7 @@ from hitl.channels.base import Event
 from hitl.lib.addresses import clean_email
 from hitl.lib.errors import InvalidInput, NotAllowed
 from hitl.models import Approver, AssignmentStep, Decision, HITLRequest, Source, Status
+from hitl.services import rollups
 from hitl.services.resolve import _refuse
 
 
@@ -128,6 +129,7 @@ def _replace_approver(request: HITLRequest, *, old: str, new: str, actor: str, s
     if request.assigned_to_email == old:
         HITLRequest.objects.filter(pk=request.pk).update(assigned_to_email=new)
         request.assigned_to_email = new
+        rollups.count_reassigned(request, old)  # SPEC §19
     record_event(
         EventType.REQUEST_REASSIGNED,
         actor=actor,
@@ -172,4 +174,5 @@ def _reassign(
         data={"from": previous, "to": new_email, **data},
     )
     announce(request, Event.REASSIGNED)
+    rollups.count_reassigned(request, previous)  # SPEC §19: its `created` moves to the new reviewer
     return True

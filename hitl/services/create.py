@@ -31,6 +31,7 @@ from hitl.models import (
     resolve_pool,
 )
 from hitl.routing.assign import Assignment, choose_assignee
+from hitl.services import rollups
 from hitl.services.deadlines import follow_up
 from hitl.services.request_input import RequestInput, validate_request_input
 
@@ -161,6 +162,7 @@ def create_request(
             },
         ]
     )
+    rollups.count_created(request)  # last: the rollup row's lock is held only until COMMIT (SPEC §19)
     return request
 
 

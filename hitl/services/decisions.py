@@ -25,6 +25,7 @@ from hitl.lib.forms import content_sha256, edited_fields
 from hitl.lib.pool import Counted, evaluate
 from hitl.models import Approver, Decision, HITLRequest, Mode, Policy, Resolution, Status
 from hitl.results import empty_result
+from hitl.services import rollups
 from hitl.services.answers import Answer, interpret_answer
 
 
@@ -238,6 +239,7 @@ def _decide(
         on_behalf_of=on_behalf_of,
         decided_at=now,
     )
+    rollups.count_decision(request, decision)  # SPEC §19
     decisions = decisions_of(request)
     pool_size = Approver.objects.filter(request_id=request.pk, active=True).count()
     verdict = evaluate(

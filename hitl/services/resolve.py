@@ -20,6 +20,7 @@ from hitl.lib.errors import InvalidAnswer, NotPending, Reassigned
 from hitl.lib.forms import content_sha256
 from hitl.models import Decision, HITLRequest, OnTimeout, Resolution, Source, Status
 from hitl.results import build_result
+from hitl.services import rollups
 from hitl.services.answers import Answer, interpret_answer
 
 _RESOLVED_VERBS: dict[str, str] = {
@@ -165,6 +166,7 @@ def _resolve(
                     **(event_data or {}),
                 },
             )
+            rollups.count_resolved(request, resolution)  # SPEC §19, last in the transaction
     if not won:
         if guard and HITLRequest.objects.filter(pk=request.pk, status=Status.PENDING).exists():
             _refuse_reassigned(request, actor=actor, source=source)
@@ -356,7 +358,7 @@ def expire_due_requests(ids: list[Any], now: datetime) -> int:
         )
         if won != len(group):
             raise LostRace(f"{won} of {len(group)}")
-    Resolution.objects.bulk_create(
+    resolutions = Resolution.objects.bulk_create(
         _resolution_row(
             request,
             status=how.status,
@@ -382,6 +384,7 @@ def expire_due_requests(ids: list[Any], now: datetime) -> int:
     )
     for request, how in plans:
         announce(request, Event.RESOLVED_BY_STATUS[how.status])
+    rollups.count_resolved_many(zip((request for request, _ in plans), resolutions, strict=True))  # SPEC §19
     for request, how in plans:
         request.status, request.resolved_at = how.status, now
     return len(plans)

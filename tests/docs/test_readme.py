@@ -134,6 +134,7 @@ class Values:
             "--checkpoint": str(checkpoint),
             "--public-key": public_key_of(settings.HITL_AUDIT_SIGNING_KEY),
             "--batch-size": "100",
+            "--limit": "50",
         }
 
     def args(self, words: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from accounts.models import Deployment
 from hitl.models import HITLRequest, Resolution, Source, Status
+from hitl.services import rollups
 
 NOW = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
 PERIOD = {"since": "2026-01-05", "until": "2026-01-11"}
@@ -160,6 +161,8 @@ def insert(deployment: Deployment, rows: list[Row]) -> list[HITLRequest]:
             if row.resolved is not None
         ]
     )
+    # Inserted behind the services' back: their rollups (SPEC §19) are added as a rebuild would.
+    rollups.count_existing(HITLRequest.objects.filter(pk__in=[r.pk for r in requests]))
     return requests
 
 

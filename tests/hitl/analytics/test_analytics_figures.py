@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from hitl.analytics.figures import Analytics
-from hitl.analytics.filters import AnalyticsFilterForm, requests_for, resolve_filters
+from hitl.analytics.filters import AnalyticsFilterForm, resolve_filters
 from tests.support import analytics_data as data
 from tests.support.base import World
 
@@ -24,7 +24,7 @@ def analytics(principal: Any, **params: Any) -> Analytics:
     form = AnalyticsFilterForm({**data.PERIOD, **params})
     assert form.is_valid(), form.errors
     filters = resolve_filters(form.cleaned_data)
-    return Analytics(requests_for(principal, filters), filters, now=data.NOW)
+    return Analytics.of(principal, filters, now=data.NOW)
 
 
 @pytest.fixture
