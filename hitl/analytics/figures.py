@@ -374,7 +374,8 @@ class Analytics:
         """Typed forms (SPEC §14): answers per enum and yes/no field (hitl.analytics.form_fields)."""
         from hitl.analytics.form_fields import form_field_distributions
 
-        return form_field_distributions(self.requests, self.in_resolved)
+        in_period = Q(resolved_at__gte=self.filters.since, resolved_at__lt=self.filters.until)
+        return form_field_distributions(self.requests, in_period)
 
     def channels(self) -> list[dict[str, Any]]:
         counts: dict[str, int] = {}

@@ -398,4 +398,14 @@ class ExactAnalytics:
             "channels": self.channels(),
             "by_approver": self.by_approver(),
             **{f"by_{dimension}": self.by_dimension(dimension) for dimension in DIMENSIONS},
+            "form_fields": self.form_fields(),
         }
+
+    def form_fields(self) -> list[dict[str, Any]]:
+        """Read from the requests in both implementations (not rolled up): the same call."""
+        from django.db.models import Q
+
+        from hitl.analytics.form_fields import form_field_distributions
+
+        in_period = Q(resolved_at__gte=self.filters.since, resolved_at__lt=self.filters.until)
+        return form_field_distributions(self.requests, in_period)
