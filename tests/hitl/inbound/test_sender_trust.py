@@ -205,7 +205,8 @@ class TestNoBackscatter:
     def test_mail_without_a_token_of_ours_is_never_answered(self, world: World) -> None:
         request_id, reply_to = pending(world)
         local, domain = reply_to.split("@")
-        for to in ("hello@reply.hitl.example.test", local[:-2] + "aa@" + domain, f"reply+zz-1-zz@{domain}"):
+        forged = local[:-2] + ("bb" if local.endswith("aa") else "aa")  # never the real token (1 in 1024 was)
+        for to in ("hello@reply.hitl.example.test", f"{forged}@{domain}", f"reply+zz-1-zz@{domain}"):
             esp.reply(Client(), "sendgrid", sender="victim@example.org", to=to, body="approved")
         assert mail.outbox == []
         assert sorted(InboundEmail.objects.values_list("reason", flat=True)) == [
