@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
@@ -37,8 +37,12 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_LENGTH = 255
 # Response headers worth replaying; the rest (Date, Vary, Allow …) the server sets afresh.
 KEPT_HEADERS = ("Location",)
-# A row still in progress this long after it was taken belongs to a process that died mid-call: the next
-# retry may take it over (the call never finished, so nothing is replayed).
+# The call runs in one transaction with its key's completion, holding the key row's lock (PostgreSQL):
+# a row still in progress, older than ABANDONED_UNLOCKED_AFTER and not locked, is a call whose process
+# died mid-call (its transaction rolled back: nothing happened), so the next retry takes it over. The
+# grace covers the instant between the claim's commit and the call taking the lock. Where rows cannot
+# be locked (SQLite), a row still in progress after ABANDONED_AFTER is taken over.
+ABANDONED_UNLOCKED_AFTER = timedelta(seconds=10)
 ABANDONED_AFTER = timedelta(minutes=10)
 
 PARAMETER = OpenApiParameter(
@@ -111,9 +115,7 @@ def claim(principal: str, key: str, digest: str, now: datetime | None = None) ->
     row = IdempotencyKey.objects.filter(principal=principal, key=key).first()
     if row is None:  # released (the first call failed) between our insert and this read: try once more
         return claim_again(principal, key, digest, now)
-    if row.created_at < now - IdempotencyKey.LIFETIME or (
-        row.completed_at is None and row.created_at < now - ABANDONED_AFTER
-    ):
+    if row.created_at < now - IdempotencyKey.LIFETIME or (row.completed_at is None and _abandoned(row, now)):
         # Expired or abandoned: take it over with a compare-and-set, so one retry of many wins.
         taken = IdempotencyKey.objects.filter(pk=row.pk, created_at=row.created_at).update(
             fingerprint=digest, created_at=now, completed_at=None, status_code=None, response_encrypted=""
@@ -127,6 +129,21 @@ def claim(principal: str, key: str, digest: str, now: datetime | None = None) ->
     if row.completed_at is None or row.status_code is None:
         raise InProgress()
     return replay(row)
+
+
+def _abandoned(row: IdempotencyKey, now: datetime) -> bool:
+    if row.created_at < now - ABANDONED_AFTER:
+        return True
+    if connection.vendor != "postgresql" or row.created_at >= now - ABANDONED_UNLOCKED_AFTER:
+        return False
+    with transaction.atomic():
+        free = IdempotencyKey.objects.select_for_update(skip_locked=True).filter(pk=row.pk, completed_at__isnull=True)
+        return free.exists()
+
+
+def _hold(row: IdempotencyKey) -> None:
+    """Lock the key's row until the call's transaction ends (PostgreSQL; a no-op on SQLite)."""
+    list(IdempotencyKey.objects.select_for_update().filter(pk=row.pk).values_list("pk", flat=True))
 
 
 def claim_again(principal: str, key: str, digest: str, now: datetime) -> IdempotencyKey | Response:
@@ -175,12 +192,26 @@ def idempotent(view: View) -> View:
         claimed = claim(principal, key, fingerprint(request.method or "POST", request.path, request.data))
         if isinstance(claimed, Response):
             return claimed
+        refused: Exception | None = None
         try:
-            response = view(self, request, *args, **kwargs)
+            # One transaction: the call's changes commit with the key's completion or not at all, so a
+            # key left in progress by a dead process means nothing happened (see ABANDONED_*).
+            with transaction.atomic():
+                _hold(claimed)
+                try:
+                    response = view(self, request, *args, **kwargs)
+                except DatabaseError:
+                    raise
+                except Exception as exc:
+                    refused = exc  # what a refusal recorded (its audit event) commits; the key is released
+                else:
+                    complete(claimed, response)
         except BaseException:
             release(claimed)
             raise
-        complete(claimed, response)
+        if refused is not None:
+            release(claimed)
+            raise refused
         return response
 
     return extend_schema(parameters=[PARAMETER])(wrapper)  # type: ignore[return-value]

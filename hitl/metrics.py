@@ -114,3 +114,26 @@ class HitlCollector(Collector):
         failed = CounterMetricFamily("hitl_tasks_failed", "Background tasks that failed (django-q2 failures).")
         failed.add_metric([], Failure.objects.count())
         yield failed
+        yield from self._outboxes()
+
+    def _outboxes(self) -> Iterator[Metric]:
+        """Rows still owed by each outbox, and those due for over 5 minutes that no worker has taken
+        (no worker, or none with the ticker): one query each, on the pending rows only."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from hitl.models import DeliveryStatus, NotificationDelivery, WebhookDelivery
+
+        pending = GaugeMetricFamily("hitl_outbox_pending", "Deliveries still owed.", labels=["outbox"])
+        stuck = GaugeMetricFamily(
+            "hitl_outbox_overdue", "Deliveries due for over 5 minutes and not taken.", labels=["outbox"]
+        )
+        cutoff = timezone.now() - timedelta(minutes=5)
+        for name, model in (("notification", NotificationDelivery), ("webhook", WebhookDelivery)):
+            rows = model.objects.filter(status=DeliveryStatus.PENDING)  # type: ignore[attr-defined]
+            counts = rows.aggregate(owed=Count("pk"), overdue=Count("pk", filter=Q(next_attempt_at__lt=cutoff)))
+            pending.add_metric([name], counts["owed"])
+            stuck.add_metric([name], counts["overdue"])
+        yield pending
+        yield stuck

@@ -638,6 +638,54 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class NotificationDelivery(models.Model):
+    """One channel's notification of one event of a request (email, Telegram, Slack, a flow's resume):
+    an outbox row, as webhooks have. `announce` writes it in the transaction that changed the request
+    and queues `hitl.tasks.deliver_notification` after commit; a task lost with its worker (the Redis
+    broker drops what a killed worker held) or a failed try is queued again by the worker's ticker.
+
+    `next_attempt_at` is when the next try may start; a try in progress pushes it past the task's time
+    limit (a lease), so a worker killed mid-send is retried once that passes, never two at once.
+    `queued_until` says a task is already on the queue. `attempt_count` counts claims, `failures` the
+    tries that failed or never reported (a worker that died): a claim finds them by the difference.
+    Delivery is at least once: a worker killed after sending and before recording sends it again.
+    """
+
+    request = models.ForeignKey("HITLRequest", on_delete=models.CASCADE, related_name="notification_deliveries")
+    channel = models.CharField(max_length=200, help_text="The channel class's dotted path.")
+    event = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    failures = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    queued_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A task for the next try is on the queue: the ticker does not queue another before this.",
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "notification deliveries"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The ticker's query: pending notifications whose next try is due.
+            models.Index(
+                fields=["next_attempt_at"], name="hitl_notification_due", condition=Q(status=DeliveryStatus.PENDING)
+            ),
+            models.Index(fields=["request", "-created_at"], name="hitl_notification_request"),
+            # The minute sweep forgets delivered rows after a while.
+            models.Index(
+                fields=["delivered_at"], name="hitl_notification_done", condition=Q(status=DeliveryStatus.DELIVERED)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.channel.rsplit('.', 1)[-1]} ({self.status})"
+
+
 class WebhookDelivery(models.Model):
     """One event for one webhook: the exact body, and a `webhook-id` that stays the same on every retry
     and redelivery, so receivers can de-duplicate.

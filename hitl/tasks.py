@@ -6,46 +6,45 @@ import logging
 import time
 
 from django.db import InterfaceError, OperationalError, connection
+from django.utils import timezone
 
-from hitl.channels import webhook_outbox
-from hitl.channels.announce import channel
-from hitl.channels.base import ChannelError, record_failure
-from hitl.lib.queue import enqueue, enqueue_in
-from hitl.models import HITLRequest
+from hitl.channels import notification_outbox, webhook_outbox
+from hitl.lib.queue import enqueue
+from hitl.models import HITLRequest, NotificationDelivery
 from hitl.services import sweep as sweeper
 
 logger = logging.getLogger(__name__)
 
-# A notification whose task meets an unreachable database (a restart, a failover) is queued again
-# after these pauses (about a minute in all), rather than lost: django-q2 never retries a failed task.
+# A legacy `notify_channel` task that meets an unreachable database before its notification is in the
+# outbox is queued again after these pauses (about a minute in all), rather than lost.
 NOTIFY_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
-
-# A notification that fails (the SMTP server refuses, the ESP or the Bot API answers an error, the
-# channel raises) is tried again after these pauses: 6 tries over about 1 h 50 min (SPEC §17: at least
-# 5 over at least an hour), each failure on the request and in the audit log.
-NOTIFY_FAILURE_BACKOFF = (60, 300, 900, 1800, 3600)
+NOTIFY_FAILURE_BACKOFF = notification_outbox.NOTIFY_FAILURE_BACKOFF
 
 
-def _channel_name(channel_path: str) -> str:
-    try:
-        return (channel(channel_path).name or channel_path.rsplit(".", 1)[-1])[:20]
-    except Exception:  # an unknown path is the failure being recorded: name it as given
-        return channel_path.rsplit(".", 1)[-1][:20]
+def deliver_notification(delivery_id: int) -> str:
+    """One try of an outbox notification (`hitl.channels.notification_outbox.deliver`)."""
+    return notification_outbox.deliver(delivery_id)
 
 
 def notify_channel(channel_path: str, request_id: str, event: str, attempt: int = 0, failures: int = 0) -> None:
-    """`attempt` counts database-outage retries, `failures` failed deliveries (both default to 0, so
-    tasks queued with the older three or four arguments still run)."""
-    request: HITLRequest | None = None
+    """The task of releases before the notification outbox, still queued by flows' recovery of runs
+    whose resume was lost: writes the notification to the outbox now and makes its first try there
+    (`failures` earlier failed tries count towards the backoff). `attempt` counts database-outage
+    retries of this task while nothing is in the outbox yet."""
     try:
-        # get(), not first(): no ORDER BY (Meta.ordering) to build and sort for one row by its key. No
-        # organization: no channel reads more of it than `deployment.organization_id`.
-        try:
-            request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
-        except HITLRequest.DoesNotExist:
+        if not HITLRequest.objects.filter(pk=request_id).exists():
             logger.warning("notify_channel: request %s is gone", request_id)
             return
-        channel(channel_path).notify(request, event)
+        now = timezone.now()
+        row = NotificationDelivery.objects.create(
+            request_id=request_id,
+            channel=channel_path,
+            event=event,
+            attempt_count=failures,
+            failures=failures,
+            next_attempt_at=now,
+            created_at=now,
+        )
     except (OperationalError, InterfaceError) as exc:
         if attempt >= len(NOTIFY_RETRY_DELAYS):
             logger.error(
@@ -64,26 +63,8 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
         connection.close()  # the next attempt opens a fresh connection
         time.sleep(delay)
         enqueue("hitl.tasks.notify_channel", channel_path, request_id, event, attempt + 1, failures)
-    except Exception as exc:
-        detail = exc.detail if isinstance(exc, ChannelError) else f"{type(exc).__name__}: {exc}"
-        if request is not None and not getattr(exc, "recorded", False):
-            # A channel that recorded its own failure (with its address) says so; the task records the rest.
-            record_failure(request, _channel_name(channel_path), event, detail)
-        if failures >= len(NOTIFY_FAILURE_BACKOFF):
-            logger.error(
-                "notify_channel %s %s/%s failed %s times, giving up: %s",
-                channel_path,
-                request_id,
-                event,
-                failures + 1,
-                detail,
-            )
-            return
-        delay = NOTIFY_FAILURE_BACKOFF[failures]
-        logger.warning(
-            "notify_channel %s %s/%s failed (%s); again in %s s", channel_path, request_id, event, detail, delay
-        )
-        enqueue_in(delay, "hitl.tasks.notify_channel", channel_path, request_id, event, 0, failures + 1)
+        return
+    notification_outbox.deliver(row.pk)
 
 
 def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:

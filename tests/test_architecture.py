@@ -182,6 +182,7 @@ class TestTaskPaths:
         "path",
         [
             "hitl.tasks.notify_channel",
+            "hitl.tasks.deliver_notification",
             "hitl.tasks.send_reply_confirmation",
             "hitl.tasks.send_reply_error",
             "hitl.tasks.sweep",

@@ -1,37 +1,27 @@
-"""After a request changes, each interested channel gets its own django-q2 task, scheduled on commit,
-so nothing is sent for a rolled-back change and a slow channel never holds up the web request."""
+"""After a request changes, each interested channel gets its notification written to the outbox in the
+same transaction (`notification_outbox`) and its own django-q2 task after commit, so nothing is sent for
+a rolled-back change, nothing is lost with a worker, and a slow channel never holds up the web request."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
-from django.db import transaction
-from django.utils.module_loading import import_string
-
-from hitl.channels import CHANNELS
-from hitl.channels.base import Channel
-from hitl.lib.queue import enqueue
+from hitl.channels import CHANNELS, notification_outbox
+from hitl.channels.base import channel
 
 if TYPE_CHECKING:
     from hitl.models import HITLRequest
 
-
-@cache
-def channel(path: str) -> Channel:
-    return import_string(path)()
+__all__ = ["announce", "channel"]
 
 
 def announce(request: HITLRequest, event: str) -> None:
-    """Let outbox channels stage their work in the current transaction, then schedule
-    `hitl.tasks.notify_channel` for every channel that wants `event`, after commit."""
-    request_id = str(request.pk)
+    """Let outbox channels stage their own work (webhooks), and stage a notification for every other
+    channel that wants `event`: all in the current transaction; the tasks are queued after commit."""
+    wanted = []
     for path in CHANNELS:
-        channel(path).stage(request, event)
-
-    def schedule() -> None:
-        for path in CHANNELS:
-            if channel(path).wants(request, event):
-                enqueue("hitl.tasks.notify_channel", path, request_id, event)
-
-    transaction.on_commit(schedule)
+        handler = channel(path)
+        handler.stage(request, event)
+        if handler.wants(request, event):
+            wanted.append(path)
+    notification_outbox.enqueue_after_commit(notification_outbox.stage(request, event, wanted))

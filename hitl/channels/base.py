@@ -4,7 +4,10 @@ it with backoff."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, ClassVar
+
+from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
     from hitl.models import HITLRequest
@@ -73,3 +76,9 @@ class Channel:
 
     def notify(self, request: HITLRequest, event: str) -> None:
         raise NotImplementedError
+
+
+@cache
+def channel(path: str) -> Channel:
+    """The channel instance for a dotted class path (one per process)."""
+    return import_string(path)()

@@ -18,11 +18,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
+from hitl.channels import outbox
 from hitl.channels.webhook_payloads import build_payload, decision_payload, encode
 from hitl.lib import crypto, http
 from hitl.lib.errors import InvalidInput
@@ -41,8 +42,6 @@ from hitl.models import (
 # A claimed attempt may take the HTTP time budget plus this long to record its outcome; after that
 # the delivery counts as abandoned (its worker died) and the sweeper hands it to another worker.
 LEASE_MARGIN_SECONDS = 5
-# A queued task is given this long to start its attempt before the ticker queues another (a lost enqueue).
-QUEUED_FOR_SECONDS = 60
 MAX_BACKOFF_SECONDS = 24 * 3600
 RETRYABLE_STATUSES = frozenset({408, 429})
 GONE = 410  # Standard Webhooks: the receiver asks us to stop; the endpoint is disabled
@@ -165,7 +164,7 @@ def _stage(hooks: list[Webhook], body: str, *, lookup: dict[str, Any], extra: di
                 "body": body,
                 "retries_left": hook.max_retries,
                 "next_attempt_at": now,
-                "queued_until": now + timedelta(seconds=QUEUED_FOR_SECONDS),
+                "queued_until": outbox.queued_until(now),
                 "created_at": now,
             },
         )
@@ -436,17 +435,5 @@ def redeliver(delivery_id: int, *, actor: str, source: str = "admin") -> bool:
 
 
 def due_deliveries(now: Any, limit: int) -> list[int]:
-    """Pending deliveries whose next attempt is due and that no queued task is waiting for (a lost
-    enqueue, a retry whose backoff passed, an attempt whose worker died); marked as queued for
-    QUEUED_FOR_SECONDS, so the caller enqueues each once even when the ticker runs every few seconds."""
-    waiting = Q(queued_until__isnull=True) | Q(queued_until__lte=now)
-    due = WebhookDelivery.objects.filter(waiting, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-    ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    if not ids:
-        return []
-    until = now + timedelta(seconds=QUEUED_FOR_SECONDS)
-    with transaction.atomic():
-        rows = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(waiting, pk__in=ids)
-        marked = list(rows.values_list("pk", flat=True))
-        WebhookDelivery.objects.filter(pk__in=marked).update(queued_until=until)
-    return marked
+    """Pending deliveries due for a try that no queued task waits for, marked queued (`outbox.mark_due`)."""
+    return outbox.mark_due(WebhookDelivery, now, limit)

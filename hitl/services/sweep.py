@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from hitl.channels import webhook_outbox
+from hitl.channels import notification_outbox, webhook_outbox
 from hitl.lib.errors import NotPending
 from hitl.lib.queue import enqueue
 from hitl.models import HITLRequest, IdempotencyKey, Status
@@ -49,6 +49,7 @@ class SweepReport:
     reminded: int = 0
     escalated: int = 0
     deliveries: int = 0
+    notifications: int = 0
 
     def __str__(self) -> str:
         return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
@@ -122,8 +123,8 @@ def _one_pass_at_a_time() -> Iterator[bool]:
 
 
 def tick(now: datetime | None = None) -> SweepReport | None:
-    """The worker's few-second pass: due timeouts, SLA marks, reminders, escalations and webhook
-    retries. None when another worker's pass is running (it does the same work)."""
+    """The worker's few-second pass: due timeouts, SLA marks, reminders, escalations, and the webhook
+    and notification outboxes' retries. None when another worker's pass is running (it does the same work)."""
     with _one_pass_at_a_time() as mine:
         if not mine:
             return None
@@ -139,6 +140,13 @@ def sweep(now: datetime | None = None) -> SweepReport:
     purged, _ = IdempotencyKey.objects.expired(now).delete()
     if purged:
         logger.info("sweep: forgot %d idempotency keys older than 24 h", purged)
+    forgotten = notification_outbox.forget_delivered(now)
+    if forgotten:
+        logger.info(
+            "sweep: forgot %d delivered notifications (kept %d days)",
+            forgotten,
+            notification_outbox.KEEP_DELIVERED_DAYS,
+        )
     return report
 
 
@@ -178,6 +186,10 @@ def _due_work(now: datetime) -> SweepReport:
     for delivery_id in webhook_outbox.due_deliveries(now, BATCH):
         enqueue("hitl.tasks.deliver_webhook", delivery_id)
         report.deliveries += 1
+    # Notifications the same way: retries, a task the broker lost, a try whose worker died.
+    for notification_id in notification_outbox.due_notifications(now, BATCH):
+        enqueue("hitl.tasks.deliver_notification", notification_id)
+        report.notifications += 1
     if any(getattr(report, f.name) for f in fields(report)):
         logger.info("sweep: %s", report)
     return report

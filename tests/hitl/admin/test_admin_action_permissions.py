@@ -27,6 +27,7 @@ REQUIRED: dict[tuple[str, str], set[str]] = {
     ("hitl.hitlrequest", "resend_selected"): {"hitl.change_hitlrequest"},
     ("hitl.webhook", "rotate_secret"): {"hitl.change_webhook"},
     ("hitl.webhookdelivery", "redeliver_selected"): {"hitl.change_webhookdelivery"},
+    ("hitl.notificationdelivery", "try_again"): {"hitl.change_notificationdelivery"},
     ("accounts.apikey", "revoke"): {"accounts.change_apikey"},
     ("accounts.deployment", "register_telegram_webhook"): {"accounts.change_deployment"},
     ("accounts.deployment", "test_slack"): {"accounts.change_deployment"},
@@ -46,6 +47,7 @@ DELETE_MODELS = [
     "flows.deploymentflow",
     "flows.flowrun",
     "hitl.webhookdelivery",
+    "hitl.notificationdelivery",
     "audit.auditevent",
     "hitl.hitlrequest",
 ]

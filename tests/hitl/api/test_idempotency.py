@@ -96,6 +96,16 @@ class TestReplay:
         good = post(world, "/api/v1/requests/", BODY, "fix-and-retry")
         assert good.status_code == 201
 
+    def test_a_refused_answer_with_a_key_is_still_audited(self, world: World) -> None:
+        from audit.models import AuditEvent
+
+        created = world.create()["id"]
+        assert post(world, f"/api/v1/requests/{created}/cancel/", {}, None).status_code == 200
+        refused = post(world, f"/api/v1/requests/{created}/respond/", {"outcome": "approved"}, "late-1")
+        assert refused.status_code == 409 and refused.json()["code"] == "not_pending"
+        assert AuditEvent.objects.filter(event_type="response.refused", target_id=created).count() == 1
+        assert not IdempotencyKey.objects.filter(key="late-1").exists()  # released: nothing happened
+
     def test_a_bad_key_is_a_clear_400(self, world: World) -> None:
         response = post(world, "/api/v1/requests/", BODY, "x" * 256)
         assert response.status_code == 400
@@ -168,6 +178,71 @@ class TestReplay:
         ):
             names = [(p["name"], p["in"]) for p in schema["paths"][path]["post"].get("parameters", [])]
             assert ("Idempotency-Key", "header") in names, path
+
+
+def _in_progress(world: World, key: str, age: timedelta) -> IdempotencyKey:
+    """A key row left in progress `age` ago, as a call that has not finished (or never will) leaves it."""
+    from hitl.idempotency import fingerprint
+
+    key_id = world.deployment.api_keys.get(name="full").pk
+    return IdempotencyKey.objects.create(
+        principal=f"key:{key_id}",
+        key=key,
+        fingerprint=fingerprint("POST", "/api/v1/requests/", BODY),
+        created_at=timezone.now() - age,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+class TestAKeyLeftByADeadProcess:
+    """The call commits with its key's completion; on PostgreSQL it holds the key's row lock while it
+    runs, so a key in progress and unlocked is a call that died (nothing happened): taken over after
+    10 s, not 10 minutes (issue 21: a host killed mid-call blocked its clients' retries that long)."""
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks tell a live call on PostgreSQL")
+    def test_an_unlocked_key_in_progress_for_over_10_s_is_taken_over(self) -> None:
+        world = build_world()
+        _in_progress(world, "dead-call", timedelta(seconds=11))
+        response = post(world, "/api/v1/requests/", BODY, "dead-call")
+        assert response.status_code == 201, response.content
+        assert HITLRequest.objects.count() == 1
+        assert IdempotencyKey.objects.get(key="dead-call").completed_at is not None
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks tell a live call on PostgreSQL")
+    def test_a_key_whose_call_is_still_running_is_409_however_old(self) -> None:
+        import threading
+
+        from django.db import connections, transaction
+
+        world = build_world()
+        row = _in_progress(world, "slow-call", timedelta(minutes=5))
+        locked, done = threading.Event(), threading.Event()
+
+        def live_call() -> None:  # another process's call, holding its key's lock
+            with transaction.atomic():
+                list(IdempotencyKey.objects.select_for_update().filter(pk=row.pk))
+                locked.set()
+                done.wait(10)
+            connections.close_all()
+
+        thread = threading.Thread(target=live_call)
+        thread.start()
+        try:
+            assert locked.wait(10)
+            response = post(world, "/api/v1/requests/", BODY, "slow-call")
+        finally:
+            done.set()
+            thread.join(10)
+        assert response.status_code == 409 and response.json()["code"] == "idempotency_in_progress"
+        assert HITLRequest.objects.count() == 0
+
+    def test_a_fresh_key_in_progress_is_409_and_one_10_minutes_old_is_taken_over(self) -> None:
+        world = build_world()
+        _in_progress(world, "fresh", timedelta(seconds=2))
+        assert post(world, "/api/v1/requests/", BODY, "fresh").status_code == 409
+        _in_progress(world, "old", timedelta(minutes=11))
+        assert post(world, "/api/v1/requests/", BODY, "old").status_code == 201
+        assert HITLRequest.objects.count() == 1
 
 
 POSTER = """

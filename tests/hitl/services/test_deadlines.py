@@ -279,8 +279,11 @@ class TestSchedule:
         HITLRequest.objects.filter(pk=rid).update(due_at=timezone.now() - timedelta(seconds=1))
         out = io.StringIO()
         call_command("hitl_sweep", stdout=out)
-        assert out.getvalue().strip().splitlines()[-1] == "expired=1 overdue=0 reminded=0 escalated=0 deliveries=0"
-        assert sweep_task() == "expired=0 overdue=0 reminded=0 escalated=0 deliveries=0"
+        assert (
+            out.getvalue().strip().splitlines()[-1]
+            == "expired=1 overdue=0 reminded=0 escalated=0 deliveries=0 notifications=0"
+        )
+        assert sweep_task() == "expired=0 overdue=0 reminded=0 escalated=0 deliveries=0 notifications=0"
 
     def test_one_failing_item_does_not_stop_the_sweep(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         first = world.create(timeout=1, default_outcome="approved")["id"]

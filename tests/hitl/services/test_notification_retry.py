@@ -12,10 +12,12 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from django_q.models import Schedule
 
 from audit.models import AuditEvent
 from hitl import tasks
-from hitl.models import HITLRequest
+from hitl.models import DeliveryStatus, HITLRequest, NotificationDelivery
+from hitl.services import sweep
 from tests.support.base import World
 
 REVIEWER = "reviewer@example.com"
@@ -33,11 +35,31 @@ def refusing_smtp(settings: Any) -> int:
     return port
 
 
+def backoff_passes(request_id: str) -> list[float]:
+    """Let every pending notification of the request come due (its backoff has passed) and run the
+    worker's ticker, which queues it (inline here: sync mode), until none is left pending; the pauses
+    the outbox asked for, in seconds."""
+    delays = []
+    for _ in range(20):
+        rows = NotificationDelivery.objects.filter(request__pk=request_id, status=DeliveryStatus.PENDING)
+        row = rows.first()
+        if row is None:
+            break
+        failed_at = timezone.now()
+        if row.next_attempt_at and row.attempt_count:
+            delays.append((row.next_attempt_at - failed_at).total_seconds())
+        rows.update(next_attempt_at=timezone.now() - timedelta(seconds=1), queued_until=None)
+        assert sweep.tick() is not None
+    return delays
+
+
 class TestNotificationRetry:
     def test_it_records_every_failed_try_on_the_request_the_api_and_the_audit_log(
         self, world: World, refusing_smtp: int
     ) -> None:
-        created = world.create(assign_to=REVIEWER)  # sync mode: every retry runs inline, at once
+        created = world.create(assign_to=REVIEWER)  # sync mode: the first try runs inline
+        assert HITLRequest.objects.get(pk=created["id"]).notification_failures == 1
+        backoff_passes(created["id"])
         tries = 1 + len(tasks.NOTIFY_FAILURE_BACKOFF)
         request = HITLRequest.objects.get(pk=created["id"])
         assert request.notification_failures == tries and request.notified_at is None
@@ -47,42 +69,59 @@ class TestNotificationRetry:
         body = world.client_for("key").get(f"/api/v1/requests/{created['id']}/").json()
         assert body["notification_failures"] == tries and body["notified_at"] is None
         assert "ConnectionRefusedError" in body["notification_error"]
+        row = NotificationDelivery.objects.get(request_id=created["id"])
+        assert (row.status, row.failures, row.attempt_count) == (DeliveryStatus.FAILED, tries, tries)
+        assert "ConnectionRefusedError" in row.last_error
 
-    def test_it_schedules_at_least_5_retries_over_at_least_an_hour_then_succeeds(
-        self, world: World, settings: Any, refusing_smtp: int, monkeypatch: pytest.MonkeyPatch
+    def test_it_retries_at_least_5_times_over_at_least_an_hour_then_an_admin_retry_succeeds(
+        self, world: World, settings: Any, refusing_smtp: int
     ) -> None:
-        from django_q.conf import Conf
-        from django_q.models import Schedule
-
-        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
         created = world.create(assign_to=REVIEWER)
-        mail.outbox.clear()
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        monkeypatch.setattr(Conf, "SYNC", False)  # retries become django-q2 schedules, as on a worker
-        args: tuple[Any, ...] = (EMAIL, created["id"], "request_resend")  # a task queued before `failures`
-        delays = []
-        for _ in range(20):
-            before = timezone.now()
-            tasks.notify_channel(*args)
-            retry = Schedule.objects.filter(func="hitl.tasks.notify_channel").order_by("-id").first()
-            if retry is None or retry.args == repr(args) or retry.next_run < before:
-                break
-            delays.append((retry.next_run - before).total_seconds())
-            args = eval(retry.args)  # django-q2 stores the arguments as their repr
-            retry.delete()
+        row = NotificationDelivery.objects.get(request_id=created["id"])
+        # Nothing is sent before its time: a tick now finds nothing due.
+        assert sweep.tick() is not None and NotificationDelivery.objects.get(pk=row.pk).failures == 1
+        delays = backoff_passes(created["id"])
         assert len(delays) >= 5 and sum(delays) >= 3600, delays
         assert delays == sorted(delays), "backoff grows"
         assert HITLRequest.objects.get(pk=created["id"]).notification_failures == len(delays) + 1
-        # Given up: the last failure scheduled nothing more. The server comes back; a retry now sends.
-        assert not Schedule.objects.filter(func="hitl.tasks.notify_channel").exists()
+        assert not Schedule.objects.filter(func__startswith="hitl.tasks.").exclude(func="hitl.tasks.sweep").exists()
+        # Given up. The server comes back; ops staff try it again from the admin: it sends.
         settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-        tasks.notify_channel(EMAIL, created["id"], "request_resend", 0, 1)
+        mail.outbox.clear()
+        admin = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw")
+        client = Client()
+        client.force_login(admin)
+        page = client.post(
+            "/admin/hitl/notificationdelivery/",
+            {"action": "try_again", "_selected_action": [row.pk]},
+            follow=True,
+        )
+        assert "1 notification(s) queued again." in page.content.decode()
         request = HITLRequest.objects.get(pk=created["id"])
         assert len(mail.outbox) == 1 and request.notified_at is not None and request.notification_error == ""
+        assert NotificationDelivery.objects.get(pk=row.pk).status == DeliveryStatus.DELIVERED
+        assert AuditEvent.objects.filter(
+            event_type="notification.sent", actor="ops", data__action="retry_requested"
+        ).exists()
+
+    def test_a_view_only_staff_user_cannot_try_again(self, world: World, refusing_smtp: int) -> None:
+        from django.contrib.auth.models import Permission
+
+        created = world.create(assign_to=REVIEWER)
+        row = NotificationDelivery.objects.get(request_id=created["id"])
+        NotificationDelivery.objects.filter(pk=row.pk).update(status=DeliveryStatus.FAILED)
+        viewer = get_user_model().objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_notificationdelivery"))
+        client = Client()
+        client.force_login(viewer)
+        assert client.get("/admin/hitl/notificationdelivery/").status_code == 200
+        client.post("/admin/hitl/notificationdelivery/", {"action": "try_again", "_selected_action": [row.pk]})
+        assert NotificationDelivery.objects.get(pk=row.pk).status == DeliveryStatus.FAILED
 
     def test_any_exception_of_a_channel_is_recorded_and_retried(self, world: World) -> None:
         created = world.create()
         tasks.notify_channel("tests.support.failing_backend.ExplodingChannel", created["id"], "new_request")
+        backoff_passes(created["id"])
         request = HITLRequest.objects.get(pk=created["id"])
         assert request.notification_failures == 1 + len(tasks.NOTIFY_FAILURE_BACKOFF)
         assert request.notification_error == "RuntimeError: channel bug"

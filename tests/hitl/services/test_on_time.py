@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hitl.channels import webhook_outbox
+from hitl.channels import outbox, webhook_outbox
 from hitl.models import DeliveryStatus, HITLRequest, Resolution, WebhookDelivery
 from hitl.services import sweep
 from tests.support.base import World, build_world
@@ -66,7 +66,7 @@ class TestTheTicker:
         assert webhook_outbox.due_deliveries(later, 100) == [delivery.pk]
         assert webhook_outbox.due_deliveries(later, 100) == []  # queued: the next ticks leave it alone
         # A task that never ran (a lost enqueue): queued again once its grace has passed.
-        grace = later + timedelta(seconds=webhook_outbox.QUEUED_FOR_SECONDS + 1)
+        grace = later + timedelta(seconds=outbox.QUEUED_FOR_SECONDS + 1)
         assert webhook_outbox.due_deliveries(grace, 100) == [delivery.pk]
 
     def test_a_new_delivery_is_not_queued_again_while_its_first_task_waits(

@@ -10,7 +10,7 @@ import pytest
 from rest_framework import serializers
 
 from hitl.api.serializers import RequestSerializer
-from hitl.models import HITLRequest
+from hitl.models import HITLRequest, NotificationDelivery
 from tests.support.base import World
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ CALLBACK_QUERIES = 12
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Tasks are recorded, not run inline: the counts are the web request's own."""
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("hitl.channels.announce.enqueue", lambda *args: calls.append(args))
+    monkeypatch.setattr("hitl.channels.notification_outbox.enqueue", lambda *args: calls.append(args))
     return calls
 
 
@@ -43,9 +43,10 @@ class TestQueryCounts:
         with django_assert_max_num_queries(CREATE_QUERIES):
             response = client.post("/api/v1/requests/", body, format="json")
         assert response.status_code == 201, response.content
-        assert ("hitl.tasks.notify_channel", "hitl.channels.email.EmailChannel", response.json()["id"]) == (
-            enqueued[-1][:3]
-        )
+        # The notification is in the outbox, committed with the request; its task goes on the queue.
+        row = NotificationDelivery.objects.get(request_id=response.json()["id"])
+        assert row.channel == "hitl.channels.email.EmailChannel" and row.event == "new_request"
+        assert enqueued[-1] == ("hitl.tasks.deliver_notification", row.pk)
 
     def test_it_answers_through_the_api_in_few_queries(
         self, world: World, enqueued: list[tuple[Any, ...]], django_assert_max_num_queries: Any

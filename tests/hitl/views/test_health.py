@@ -134,7 +134,22 @@ class TestMetrics:
     def test_notification_failures_are_counted_per_channel(self, world: World, settings: Any) -> None:
         settings.EMAIL_BACKEND = "tests.support.failing_backend.FailingBackend"
         world.create(assign_to="reviewer@example.com")
-        assert scrape(Client())["hitl_notification_failures_total"] == {(("channel", "email"),): 6}
+        m = scrape(Client())
+        assert m["hitl_notification_failures_total"] == {(("channel", "email"),): 1}
+        # The failed notification is still owed (its retry waits out the backoff), not yet overdue.
+        assert m["hitl_outbox_pending"] == {(("outbox", "notification"),): 1, (("outbox", "webhook"),): 0}
+        assert m["hitl_outbox_overdue"][(("outbox", "notification"),)] == 0
+
+    def test_a_notification_nobody_takes_is_overdue(self, world: World) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from hitl.models import NotificationDelivery
+
+        world.create(assign_to="reviewer@example.com")
+        NotificationDelivery.objects.update(status="pending", next_attempt_at=timezone.now() - timedelta(minutes=6))
+        assert scrape(Client())["hitl_outbox_overdue"][(("outbox", "notification"),)] == 1
 
     def test_a_scrape_costs_the_same_few_queries_at_any_size(self, world: World) -> None:
         world.create()
@@ -145,7 +160,7 @@ class TestMetrics:
             world.create("other_key")
         with CaptureQueriesContext(connection) as large:
             scrape(Client())
-        assert len(small) == len(large) <= 8, [q["sql"] for q in large.captured_queries]
+        assert len(small) == len(large) <= 10, [q["sql"] for q in large.captured_queries]
 
     def test_the_token_is_required_when_set(self, db: None, settings: Any) -> None:
         settings.HITL_METRICS_TOKEN = "s3cret-metrics"
