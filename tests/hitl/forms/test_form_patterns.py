@@ -37,6 +37,7 @@ PATTERNS = [
     r"\Aab\Z",
     r"[\w.-]+",
     r"caf\u00e9",
+    r"^[\u00C0-\u017F]+$",
 ]
 HOSTILE = (r"\d*\d*\d*\d*x", r"(a|a)(a|a)(a|a)(a|a)(a|a)(a|a)(a|a)(a|a)(a|a)(a|a)b", r"\w+\s*\w+\s*\w+x")
 REFUSED = "backreferences, lookarounds and atomic groups are not supported."
