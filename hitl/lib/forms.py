@@ -6,12 +6,13 @@ emails; `read_typed` (API: JSON values), `read_strings` (HTML forms: strings and
 `read_reply` (email: `field: value` lines) turn an answer into values; `check_values` validates them
 all at once, so every field's problem is reported together.
 
-Patterns never run on Python's backtracking `re`: `hitl.lib.regex_nfa` runs them as an NFA, in time
-linear in the string. They are also refused in the shapes that backtrack catastrophically elsewhere
-(a client's own validator may backtrack): at most MAX_PATTERN characters, no backreference,
-lookaround or conditional, no quantifier inside a quantified group and no alternation inside one; and
-a string a pattern checks is at most MAX_PATTERN_VALUE characters (a schema with `pattern` must set
-`maxLength` within it).
+Patterns never run on Python's backtracking `re`: RE2 (google-re2) runs them, in time linear in the
+string by construction, and refuses at compile what it cannot run that way (backreferences,
+lookarounds). They are also refused in the shapes that backtrack catastrophically elsewhere (a
+client's own validator may backtrack): at most MAX_PATTERN characters, no inline flags, no quantifier
+inside a quantified group and no alternation inside one; and a string a pattern checks is at most
+MAX_PATTERN_VALUE characters (a schema with `pattern` must set `maxLength` within it). The
+metaschema check runs jsonschema with RE2 behind its `pattern` keywords too (`validator_class`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import hashlib
 import json
 import math
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from hitl.lib import regex_nfa
+import re2
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_DEPTH = 8  # object > properties > field > items > enum: a real form schema is 5 deep
@@ -96,14 +100,59 @@ def _depth(value: Any) -> int:
 
 
 def _metaschema_problems(schema: dict[str, Any]) -> list[str]:
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    validator = validator_class()(validator_class().META_SCHEMA)
     problems = []
     for error in sorted(validator.iter_errors(schema), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "schema"
         problems.append(f"{where}: {error.message[:300]} (JSON Schema 2020-12)")
     return problems[:50]
+
+
+@lru_cache(maxsize=1)
+def validator_class() -> Any:
+    """Draft 2020-12 with RE2 behind every keyword that runs a regular expression on the instance.
+
+    Here the user's schema is only the *instance* (the metaschema is ours, and its few patterns on
+    `$id`, `$anchor`, … are linear), but stock jsonschema runs `pattern`, `patternProperties` and
+    `additionalProperties` (next to `patternProperties`) with `re.search`: whatever schema this class
+    is ever given, none of them backtracks. (`unevaluatedProperties` with `patternProperties` still
+    uses `re`; no schema of ours has it.) `format: regex` is not asserted: no format checker is passed."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+    from jsonschema._keywords import additionalProperties as stock_additional
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not pattern_matches(patrn, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    def pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            for key, value in instance.items():
+                if pattern_matches(patrn, key):
+                    yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+    def additional_properties(validator: Any, ap: Any, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+        if "patternProperties" not in schema or not validator.is_type(instance, "object"):
+            yield from stock_additional(validator, ap, instance, schema)  # runs no pattern then
+            return
+        known, patterns = schema.get("properties", {}), schema["patternProperties"]
+        extras = sorted(
+            key for key in instance if key not in known and not any(pattern_matches(p, key) for p in patterns)
+        )
+        if validator.is_type(ap, "object"):
+            for extra in extras:
+                yield from validator.descend(instance[extra], ap, path=extra)
+        elif not ap and extras:
+            yield ValidationError(
+                f"{', '.join(map(repr, extras))} {'does' if len(extras) == 1 else 'do'} not match any of the "
+                f"regexes: {', '.join(map(repr, sorted(patterns)))}"
+            )
+
+    return validators.extend(
+        Draft202012Validator,
+        {"pattern": pattern, "patternProperties": pattern_properties, "additionalProperties": additional_properties},
+    )
 
 
 def _subset_problems(schema: dict[str, Any]) -> list[str]:
@@ -212,27 +261,120 @@ def _enum_problems(prop: dict[str, Any]) -> list[str]:
     return problems
 
 
-_FORBIDDEN = {"GROUPREF", "GROUPREF_EXISTS", "ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_REPEAT"}
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT"}
 
 
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.UTF8  # patterns and values are text; Latin-1 would be bytes
+    # Per compiled pattern (re2 and _compiled each keep at most 128): a 200-character pattern needs far
+    # less, and what needs more (counted repetitions of big classes, \pL{1000}) is refused as too complex.
+    options.max_mem = 1 << 20
+    options.never_capture = True  # only "does it match" is asked: no submatches to track
+    options.log_errors = False  # a refused pattern is the client's mistake, not a line on our stderr
+    # The rest stays RE2's default, as ECMA-262 without flags has it: case-sensitive, `.` not matching
+    # \n, `^`/`$` only at the ends of the string (Python's `$` also matches before a final \n).
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+_ESCAPE = re.compile(r"\\(?:(Z)|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|.)", re.DOTALL)
+
+
+def _re2_syntax(pattern: str) -> str:
+    r"""`pattern` as RE2 spells it. Where the dialects differ:
+
+    - `\uXXXX` (ECMA-262 and Python) and `\UXXXXXXXX` (Python) are RE2's `\x{…}`; `\Z` (Python's end of
+      string) is RE2's `\z`. These are rewritten; every other escape is left as it is.
+    - `\d`, `\w`, `\b` are ASCII in RE2, as in ECMA-262 (Python's are Unicode: it took "٣" as a digit);
+      `\s` is ASCII too, `[\t\n\f\r ]`, where ECMA's also takes \v, NBSP, U+2028 and the other Unicode
+      spaces.
+    - `a{,5}` is the literal text in RE2 and ECMA-262, {0,5} in Python; counted repetitions go up to
+      1000. What RE2 runs but Python's parser does not read (`\p{L}`, `\z`, ECMA's named groups
+      `(?<n>…)`) is refused by the portable check (`_portable_problem`), as are inline flags; RE2
+      itself refuses backreferences and lookarounds.
+
+    The review page does not set the HTML `pattern` attribute (a browser runs it anchored, with
+    ECMA's `v` flag: other answers than these), so the server's answer is the only one.
+    """
+
+    def spell(match: re.Match[str]) -> str:
+        if match.group(1):
+            return r"\z"
+        hex_digits = match.group(2) or match.group(3)
+        return "\\x{" + hex_digits + "}" if hex_digits else match.group(0)
+
+    return _ESCAPE.sub(spell, pattern)
+
+
+@lru_cache(maxsize=128)
+def _compiled(pattern: str) -> Any:
+    """The RE2 program of a JSON Schema `pattern`. Raises re2.error (and UnicodeError on a lone surrogate)."""
+    return re2.compile(_re2_syntax(pattern), _RE2_OPTIONS)
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """JSON Schema's `pattern`: whether it matches anywhere in `value` (a search, not anchored), in
+    time linear in the value. A value that is not valid Unicode (a lone surrogate) matches nothing."""
+    try:
+        data = value.encode("utf-8")
+    except UnicodeError:
+        return False
+    return _compiled(pattern).search(data) is not None
+
+
+_REFUSED = "backreferences, lookarounds and atomic groups are not supported."
+
+
+def _re2_problem(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else ""
+    detail = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+    if detail.startswith("invalid perl operator: (?") and (detail[-1] in "=!>(" or detail.endswith("(?P")):
+        return _REFUSED  # (?=, (?!, (?<=, (?<!, (?>, (?(, (?P=
+    if detail.startswith("invalid escape sequence: \\") and detail[-1:] in "123456789k":
+        return _REFUSED  # \1 … \9, \k<name>
+    if detail.startswith("bad repetition operator: ") and detail.endswith("+"):
+        return _REFUSED  # a possessive quantifier, an atomic group's shorthand
+    if detail.startswith("invalid repetition size"):
+        return f"a counted repetition is at most 1000, nested ones multiplied ({detail[:60]})."
+    if detail.startswith("pattern too large"):
+        return "too complex once counted repetitions are expanded: simplify it."
+    return f"not a valid regular expression ({detail[:100]})."
+
+
 def pattern_problem(pattern: Any) -> str | None:
-    """Why `pattern` is refused, or None: too long, not a valid regular expression, or a shape that
-    backtracks catastrophically (see the module's docstring)."""
+    """Why `pattern` is refused, or None: too long, not something RE2 runs (not a valid regular
+    expression, a backreference or lookaround), or outside the portable subset (see the module's
+    docstring)."""
     if not isinstance(pattern, str) or not pattern:
         return "a non-empty string."
     if len(pattern) > MAX_PATTERN:
         return f"at most {MAX_PATTERN} characters (got {len(pattern)})."
     try:
+        _compiled(pattern)
+    except re2.error as exc:
+        return _re2_problem(exc)
+    except UnicodeError:
+        return "not valid Unicode (a lone surrogate)."
+    return _portable_problem(pattern)
+
+
+def _portable_problem(pattern: str) -> str | None:
+    """What RE2 runs safely but a backtracking validator elsewhere (a client's) may not, read with
+    Python's parser (a parse, never a match)."""
+    try:
         from re import _parser  # type: ignore[attr-defined]
 
-        parsed = _parser.parse(pattern)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set" on [[:alpha:]]
+            parsed = _parser.parse(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         return f"not a valid regular expression ({str(exc)[:100]})."
+    if parsed.state.flags & ~(re.UNICODE | getattr(re, "TEMPLATE", 0)):
+        return "inline flags like (?i) are not supported (ECMA-262 has none)."
     try:
         _check_tree(parsed, inside_repeat=False)
-        regex_nfa.compile_pattern(pattern)
-    except ValueError as exc:  # PatternError too
+    except ValueError as exc:
         return str(exc).rstrip(".") + "."
     return None
 
@@ -240,8 +382,6 @@ def pattern_problem(pattern: Any) -> str | None:
 def _check_tree(items: Any, *, inside_repeat: bool) -> None:
     for op, arg in items:
         name = str(op)
-        if name in _FORBIDDEN:
-            raise ValueError("backreferences, lookarounds and atomic groups are not supported.")
         if name in _REPEATS:
             if inside_repeat:
                 raise ValueError(
@@ -249,6 +389,8 @@ def _check_tree(items: Any, *, inside_repeat: bool) -> None:
                 )
             _check_tree(arg[2], inside_repeat=True)
         elif name == "SUBPATTERN":
+            if arg[1] or arg[2]:  # (?i:…)
+                raise ValueError("inline flags like (?i) are not supported (ECMA-262 has none).")
             _check_tree(arg[-1], inside_repeat=inside_repeat)
         elif name == "BRANCH":
             if inside_repeat:
@@ -433,9 +575,15 @@ def field_errors(spec: FormField, value: Any) -> list[str]:
         errors.append(f"At most {spec.max_length} characters (got {len(value)}).")
     if spec.format and not _format_ok(spec.format, value):
         errors.append(f"Not {spec.hint().split(',')[0]}: {value[:60]!r}.")
-    # Patterns run in linear time (hitl.lib.regex_nfa) on bounded strings (maxLength ≤ MAX_PATTERN_VALUE).
-    if spec.pattern and len(value) <= MAX_PATTERN_VALUE and not regex_nfa.search(spec.pattern, value):
-        errors.append(f"Does not match the expected pattern {spec.pattern}.")
+    # Patterns run on RE2, in linear time, on bounded strings (maxLength ≤ MAX_PATTERN_VALUE).
+    if spec.pattern and len(value) <= MAX_PATTERN_VALUE:
+        try:
+            matched = pattern_matches(spec.pattern, value)
+        except re2.error:  # a schema stored before RE2 checked it: fail closed, and say why
+            errors.append(f"The form's pattern {spec.pattern} cannot be checked; ask whoever sent the form.")
+        else:
+            if not matched:
+                errors.append(f"Does not match the expected pattern {spec.pattern}.")
     return errors
 
 
