@@ -1,4 +1,5 @@
-"""System checks (`manage.py check`, and every runserver/qcluster start)."""
+"""System checks (`manage.py check`, and every runserver/qcluster start; the database ones with
+`migrate` and `check --database default`)."""
 
 from __future__ import annotations
 
@@ -131,3 +132,30 @@ def check_smtp_tls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             id="hitl.E004",
         )
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_rollups_built(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """SPEC §19: an install upgraded to the analytics rollups without `analytics_rebuild` shows zeros for
+    every request made before the upgrade. A database check (`migrate` runs it, or `manage.py check
+    --database default`): it reads two rows, and before the rollups' migration there is no table to read."""
+    from django.db import DatabaseError
+
+    from hitl.models import HITLRequest, Rollup
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            missing = not Rollup.objects.using(alias).exists() and HITLRequest.objects.using(alias).exists()
+        except DatabaseError:  # not migrated yet
+            continue
+        if missing:
+            messages.append(
+                checks.Warning(
+                    f"The analytics rollups of database {alias!r} are empty but it holds requests: the analytics "
+                    "count none of them.",
+                    hint="Run `manage.py analytics_rebuild` once (SPEC §19); the services keep the rollups after that.",
+                    id="hitl.W004",
+                )
+            )
+    return messages

@@ -1,5 +1,5 @@
-"""Analytics rollups (SPEC §19): what the analytics figures count, pre-aggregated per UTC day and per ISO
-week, kept by `hitl.services.rollups` in the same transaction as the change they count.
+"""Analytics rollups (SPEC §19): what the analytics figures count, pre-aggregated per UTC day, per ISO
+week and per calendar month, kept by `hitl.services.rollups` in the same transaction as the change they count.
 
 A rollup row is keyed by its time bucket and by every dimension the analytics filter and group by
 (deployment, flow, method, reviewer = the assignee). Its children hold what does not fit in columns:
@@ -21,6 +21,7 @@ from accounts.models import Deployment
 class Grain(models.TextChoices):
     DAY = "d", "UTC day"
     WEEK = "w", "ISO week (starting Monday, UTC)"
+    MONTH = "m", "UTC calendar month"
 
 
 class Rollup(models.Model):
@@ -28,11 +29,12 @@ class Rollup(models.Model):
 
     `created` counts by `created_at`'s bucket; the status counts, the SLA counts and the response-time
     sum by `resolved_at`'s bucket (as `hitl.analytics.figures` reports them). Every request is counted
-    once in a DAY row and once in a WEEK row, so a period is whole weeks plus the days at its edges.
+    once in a DAY, a WEEK and a MONTH row, so a period is whole months, then whole weeks, then the days
+    at its edges (`hitl.services.rollups.tiles`).
     """
 
     grain = models.CharField(max_length=1, choices=Grain.choices)
-    day = models.DateField(help_text="The UTC day, or the Monday of the ISO week.")
+    day = models.DateField(help_text="The UTC day, the Monday of the ISO week or the first of the month.")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+", db_index=False)
     flow_name = models.CharField(max_length=200, blank=True)
     method_name = models.CharField(max_length=200, blank=True)

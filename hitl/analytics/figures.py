@@ -7,7 +7,8 @@ What each figure counts (the README's "Analytics" section repeats this):
 - **Period**: `[since, until)` in UTC, whole days. A request belongs to the period's *created*
   figures by `created_at`, and to its *resolved* figures by `resolved_at` (when it left `pending`,
   the same instant as its Resolution row). The backlog is "now" and ignores the period. The rollups
-  have a row per UTC day and per ISO week: a period reads its whole weeks and the days at its edges.
+  have a row per UTC day, per ISO week and per calendar month: a period reads its whole months, whole
+  weeks in what is left at its edges, and days at the edges of those (per-period figures: days or weeks).
 - **Reviewer**: the request's assignee (`assigned_to_email`, after any reassignment), so the backlog
   and the answers of a person line up. Who actually answered is in the audit log.
 - **created**: requests created in the period. **resolved**: requests that left `pending` in the
@@ -49,7 +50,7 @@ from accounts.models import Deployment
 from hitl.analytics.filters import Filters, requests_for, rollups_for
 from hitl.models import HITLRequest, Source, Status
 from hitl.rollup_models import Grain, Rollup, RollupAnswer, RollupApproval, RollupTime
-from hitl.services.rollups import ALL_REVIEWERS, week_of
+from hitl.services.rollups import ALL_REVIEWERS, tiles, week_of
 
 DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
@@ -148,19 +149,17 @@ class Analytics:
 
     # --- building blocks ---------------------------------------------------------------------------
 
-    def _spans(self, by_day: bool = False) -> Q:
-        """The rollup rows of the period: its whole ISO weeks from WEEK rows, the days at its edges
-        from DAY rows (every day from DAY rows with `by_day`)."""
+    def _spans(self, by_day: bool = False, months: bool = True) -> Q:
+        """The rollup rows of the period: the coarsest that tile it exactly (`tiles`: whole months, then
+        whole ISO weeks, then days at the edges); every day from DAY rows with `by_day`, no months
+        without `months` (per-week buckets)."""
         first, end = self.filters.first_day, self.filters.last_day + timedelta(days=1)
-        weeks_from = first + timedelta(days=(7 - first.weekday()) % 7)
-        weeks_until = week_of(end)
-        if by_day or weeks_from >= weeks_until:
+        if by_day:
             return Q(grain=Grain.DAY, day__gte=first, day__lt=end)
-        return (
-            Q(grain=Grain.WEEK, day__gte=weeks_from, day__lt=weeks_until)
-            | Q(grain=Grain.DAY, day__gte=first, day__lt=weeks_from)
-            | Q(grain=Grain.DAY, day__gte=weeks_until, day__lt=end)
-        )
+        spans = Q()
+        for grain, start, until in tiles(first, end, months=months):
+            spans |= Q(grain=grain, day__gte=start, day__lt=until)
+        return spans
 
     def _in_period(self, per_reviewer: bool = False) -> QuerySet[Rollup]:
         return (self.per_reviewer if per_reviewer else self.totals).filter(self._spans())
@@ -307,7 +306,7 @@ class Analytics:
     def by_period(self) -> list[dict[str, Any]]:
         """Volume (created vs resolved) and the resolved figures per day or ISO week, gaps as zeros."""
         daily = self.filters.bucket == "day"
-        rollups = self.totals.filter(self._spans(by_day=daily))
+        rollups = self.totals.filter(self._spans(by_day=daily, months=False))
 
         def bucket_of(grain: str, day: Any) -> date:
             return _day(day) if daily or grain == Grain.WEEK else week_of(_day(day))

@@ -4,9 +4,15 @@ Every write that changes a figure calls one function here, after its own compare
 `count_created` (create), `count_resolved` / `count_resolved_many` (every way a request leaves pending),
 `count_reassigned` (the reviewer changed: the request's `created` and its decisions move with it) and
 `count_decision` (an approver's decision, SPEC §13). Each turns the change into `Deltas` and applies
-them with one `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n` per table (SQLite ≥ 3.35 and
-PostgreSQL both have it, with RETURNING), rows sorted by key so that concurrent writers lock them in
-the same order. Called last in each transaction, so the rollup row's lock is held only until COMMIT.
+them with `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n` (SQLite ≥ 3.35 and PostgreSQL both
+have it, with RETURNING), several VALUES rows a statement, rows sorted by key so that concurrent writers
+lock them in the same order. On PostgreSQL a change is one statement whatever it touches: the rollup
+rows' upsert is a data-modifying CTE whose RETURNING ids the histogram, answer and approval upserts join
+(issue 21); SQLite has no INSERT in a CTE, so there it is one statement per table touched. Called last
+in each transaction, so the rollup row's lock is held only until COMMIT.
+
+A change counts in its UTC day, its ISO week and its calendar month, each for its reviewer and for all
+reviewers (six rows): a period reads the coarsest rows that tile it exactly (`tiles`).
 
 `rebuild_rollups` recomputes everything from the requests with the same `Deltas` (one source of
 truth for what a request contributes), a window of weeks at a time; `check_rollups` compares.
@@ -84,6 +90,38 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def tiles(first: date, end: date, months: bool = True) -> list[tuple[str, date, date]]:
+    """The days [first, end) as (grain, from, until) ranges of rollup rows that cover each day exactly
+    once, coarsest first: whole calendar months (unless `months` is false), whole ISO weeks in what is
+    left at each edge, and days at the edges of those. A year is 12 month rows per key, not 52 or 365."""
+    if first >= end:
+        return []
+    if months:
+        months_from, months_until = (first if first.day == 1 else _next_month(first)), month_of(end)
+        if months_from < months_until:
+            return [
+                *tiles(first, months_from, months=False),
+                (Grain.MONTH.value, months_from, months_until),
+                *tiles(months_until, end, months=False),
+            ]
+    weeks_from, weeks_until = first + timedelta(days=(7 - first.weekday()) % 7), week_of(end)
+    if weeks_from >= weeks_until:
+        return [(Grain.DAY.value, first, end)]
+    return [
+        *([(Grain.DAY.value, first, weeks_from)] if first < weeks_from else []),
+        (Grain.WEEK.value, weeks_from, weeks_until),
+        *([(Grain.DAY.value, weeks_until, end)] if weeks_until < end else []),
+    ]
+
+
 class Facts(NamedTuple):
     """What a request's contribution depends on: its dimensions, its creation and its SLA."""
 
@@ -107,13 +145,17 @@ def facts_of(request: HITLRequest, reviewer: str | None = None) -> Facts:
 
 
 def _keys(facts: Facts, when: datetime) -> tuple[Key, ...]:
-    """The rows a change counts in: its day and its week, for its reviewer and for all reviewers."""
-    day, week = when.astimezone(UTC).date(), week_of(when.astimezone(UTC).date())
+    """The rows a change counts in: its day, week and month, for its reviewer and for all reviewers."""
+    day = when.astimezone(UTC).date()
     dims = (facts.deployment_id, facts.flow_name, facts.method_name)
     return tuple(
         (grain, start, *dims, reviewer)
         for reviewer in (facts.reviewer, ALL_REVIEWERS)
-        for grain, start in ((Grain.DAY.value, day), (Grain.WEEK.value, week))
+        for grain, start in (
+            (Grain.DAY.value, day),
+            (Grain.WEEK.value, week_of(day)),
+            (Grain.MONTH.value, month_of(day)),
+        )
     )
 
 
@@ -156,6 +198,22 @@ class Deltas:
             known = self.approvals.setdefault((key, approver), [0, 0])
             known[0] += sign
             known[1] += sign * took
+
+    def merge(self, other: Deltas) -> None:
+        """Add `other` (counts and sums add, histogram cells take the least low and greatest high)."""
+        for key, counts in other.counts.items():
+            for column, n in counts.items():
+                self.counts[key][column] += n
+        for cell, (n, low, high) in other.times.items():
+            known = self.times.get(cell)
+            self.times[cell] = (
+                [n, low, high] if known is None else [known[0] + n, min(known[1], low), max(known[2], high)]
+            )
+        for answer, n in other.answers.items():
+            self.answers[answer] += n
+        for approval, (n, micros) in other.approvals.items():
+            known = self.approvals.setdefault(approval, [0, 0])
+            known[0], known[1] = known[0] + n, known[1] + micros
 
     def keys(self) -> list[Key]:
         found = set(self.counts)
@@ -211,50 +269,113 @@ def _added(column: str) -> str:
     return f"{{t}}.{column} + excluded.{column}"
 
 
-def apply(deltas: Deltas) -> None:
-    """Write `deltas`: one statement per table (per BATCH rows)."""
-    keys = deltas.keys()
-    if not keys:
-        return
-    key_columns = ["grain", "day", "deployment_id", "flow_name", "method_name", "reviewer"]
-    rows = [
-        (grain, _day_value(day), *dims, *(deltas.counts.get(key, {}).get(c, 0) for c in COUNTS))
-        for key in keys
-        for grain, day, *dims in [key]
-    ]
-    returned = _upsert(Rollup, [*key_columns, *COUNTS], key_columns, {c: _added(c) for c in COUNTS}, rows)
-    ids = {(grain, _as_date(day), *dims): pk for pk, grain, day, *dims in returned}
+KEY_COLUMNS = ["grain", "day", "deployment_id", "flow_name", "method_name", "reviewer"]
+
+
+class _Child(NamedTuple):
+    """The upsert of one child table: its columns after `rollup_id`, and its rows by rollup key."""
+
+    model: type[Any]
+    columns: list[str]
+    conflict: list[str]  # after rollup_id
+    updates: dict[str, str]
+    rows: list[tuple[Key, tuple[Any, ...]]]
+
+
+def _children(deltas: Deltas) -> list[_Child]:
     least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
-    if deltas.times:
-        _upsert(
+    children = [
+        _Child(
             RollupTime,
-            ["rollup_id", "bucket", "n", "low", "high"],
-            ["rollup_id", "bucket"],
+            ["bucket", "n", "low", "high"],
+            ["bucket"],
             {
                 "n": _added("n"),
                 "low": f"{least}({{t}}.low, excluded.low)",
                 "high": f"{greatest}({{t}}.high, excluded.high)",
             },
-            sorted((ids[key], cell, *values) for (key, cell), values in deltas.times.items()),
-        )
-    answers = [
-        (ids[key], human, outcome, source, n) for (key, human, outcome, source), n in deltas.answers.items() if n
-    ]
-    if answers:
-        _upsert(
+            [(key, (cell, *values)) for (key, cell), values in deltas.times.items()],
+        ),
+        _Child(
             RollupAnswer,
-            ["rollup_id", "human", "outcome", "source", "n"],
-            ["rollup_id", "human", "outcome", "source"],
+            ["human", "outcome", "source", "n"],
+            ["human", "outcome", "source"],
             {"n": _added("n")},
-            sorted(answers),
-        )
-    if deltas.approvals:
-        _upsert(
+            [(key, (human, outcome, source, n)) for (key, human, outcome, source), n in deltas.answers.items() if n],
+        ),
+        _Child(
             RollupApproval,
-            ["rollup_id", "approver", "n", "microseconds"],
-            ["rollup_id", "approver"],
+            ["approver", "n", "microseconds"],
+            ["approver"],
             {"n": _added("n"), "microseconds": _added("microseconds")},
-            sorted((ids[key], approver, *values) for (key, approver), values in deltas.approvals.items()),
+            [(key, (approver, *values)) for (key, approver), values in deltas.approvals.items()],
+        ),
+    ]
+    return [child for child in children if child.rows]
+
+
+def _sets(model: type[Any], updates: dict[str, str]) -> str:
+    return ", ".join(
+        f"{column} = {expression.format(t=model._meta.db_table)}" for column, expression in updates.items()
+    )
+
+
+def _db_type(model: type[Any], column: str) -> str:
+    return next(f for f in model._meta.concrete_fields if f.column == column).cast_db_type(connection)
+
+
+def _apply_in_one_statement(rows: list[Any], children: list[_Child]) -> None:
+    """PostgreSQL: the rollup rows' upsert as a data-modifying CTE, and each child's upsert joining its
+    RETURNING ids by key — one statement, one round trip. Every CTE runs to completion whether or not
+    the outer SELECT reads it; the child rows are typed with CASTs, as VALUES outside an INSERT are not."""
+    table, keys = Rollup._meta.db_table, ", ".join(KEY_COLUMNS)
+    columns = [*KEY_COLUMNS, *COUNTS]
+    marks = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    ctes = [
+        f"r AS (INSERT INTO {table} ({', '.join(columns)}) VALUES {marks} "  # noqa: S608 - names from the models
+        f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(Rollup, {c: _added(c) for c in COUNTS})} RETURNING id, {keys})"
+    ]
+    params: list[Any] = [value for row in rows for value in row]
+    for index, child in enumerate(children):
+        types = [_db_type(Rollup, c) for c in KEY_COLUMNS] + [_db_type(child.model, c) for c in child.columns]
+        mark = "(" + ", ".join(f"CAST(%s AS {kind})" for kind in types) + ")"
+        named = ", ".join(f"v.{c}" for c in child.columns)
+        ctes.append(
+            f"c{index} AS (INSERT INTO {child.model._meta.db_table} (rollup_id, {', '.join(child.columns)}) "  # noqa: S608
+            f"SELECT r.id, {named} FROM (VALUES {', '.join([mark] * len(child.rows))}) "
+            f"AS v ({', '.join([*KEY_COLUMNS, *child.columns])}) JOIN r USING ({keys}) "
+            f"ORDER BY r.id, {', '.join(f'v.{c}' for c in child.conflict)} "
+            f"ON CONFLICT (rollup_id, {', '.join(child.conflict)}) DO UPDATE SET {_sets(child.model, child.updates)})"
+        )
+        params += [value for (grain, day, *dims), values in child.rows for value in (grain, day, *dims, *values)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM r", params)  # noqa: S608 - as above
+
+
+def apply(deltas: Deltas) -> None:
+    """Write `deltas`: one statement on PostgreSQL (unless a rebuild's thousands of rows), else one per
+    table touched (per BATCH rows)."""
+    keys = deltas.keys()
+    if not keys:
+        return
+    rows = [
+        (grain, _day_value(day), *dims, *(deltas.counts.get(key, {}).get(c, 0) for c in COUNTS))
+        for key in keys
+        for grain, day, *dims in [key]
+    ]
+    children = _children(deltas)
+    if connection.vendor == "postgresql" and max([len(rows), *(len(c.rows) for c in children)]) <= BATCH:
+        _apply_in_one_statement(rows, children)
+        return
+    returned = _upsert(Rollup, [*KEY_COLUMNS, *COUNTS], KEY_COLUMNS, {c: _added(c) for c in COUNTS}, rows)
+    ids = {(grain, _as_date(day), *dims): pk for pk, grain, day, *dims in returned}
+    for child in children:
+        _upsert(
+            child.model,
+            ["rollup_id", *child.columns],
+            ["rollup_id", *child.conflict],
+            child.updates,
+            sorted((ids[key], *values) for key, values in child.rows),
         )
 
 
@@ -433,10 +554,14 @@ def rebuild_rollups(progress: Any = None) -> int:
     return written
 
 
-def _stored(start: date, end: date) -> Deltas:
-    """The rollups of the days [start, end) as Deltas, to compare with `_expected`."""
+def _stored(start: date, end: date, months: bool = False) -> Deltas:
+    """The DAY and WEEK rollups of the days [start, end) as Deltas (or, with `months`, every MONTH
+    rollup), to compare with `_expected`."""
     deltas = Deltas()
-    rollups = Rollup.objects.filter(day__gte=start, day__lt=end)
+    if months:
+        rollups = Rollup.objects.filter(grain=Grain.MONTH)
+    else:
+        rollups = Rollup.objects.filter(day__gte=start, day__lt=end).exclude(grain=Grain.MONTH)
     key_fields = ("grain", "day", "deployment_id", "flow_name", "method_name", "reviewer")
     for row in rollups.values_list(*key_fields, *COUNTS):
         key: Key = (row[0], _as_date(row[1]), *row[2:6])  # type: ignore[assignment]
@@ -468,23 +593,46 @@ def _normal(deltas: Deltas) -> dict[tuple[Any, ...], Any]:
     return flat
 
 
+def _split_months(deltas: Deltas) -> Deltas:
+    """Take the MONTH rows out of `deltas` (a month straddles windows): returned, removed from it."""
+    months = Deltas()
+    for name in ("counts", "times", "answers", "approvals"):
+        mine, theirs = getattr(deltas, name), getattr(months, name)
+        for key in [k for k in mine if (k if name == "counts" else k[0])[0] == Grain.MONTH]:
+            theirs[key] = mine.pop(key)
+    return months
+
+
+def _differences(expected: Deltas, stored: Deltas, differences: list[str], limit: int) -> bool:
+    """Append to `differences`; False once more than `limit` are found."""
+    wanted, have = _normal(expected), _normal(stored)
+    for key in sorted(set(wanted) | set(have), key=str):
+        if wanted.get(key) != have.get(key):
+            if len(differences) >= limit:
+                differences.append("…")
+                return False
+            differences.append(
+                f"{' '.join(str(part) for part in key)}: stored {have.get(key)}, expected {wanted.get(key)}"
+            )
+    return True
+
+
 def check_rollups(limit: int = 50) -> list[str]:
     """The differences between the stored rollups and the requests (at most `limit` described); empty
-    when they agree. One consistent snapshot (PostgreSQL: REPEATABLE READ)."""
+    when they agree. One consistent snapshot (PostgreSQL: REPEATABLE READ). Days and weeks are compared
+    window by window; months straddle windows, so their expected rows are summed over all windows first
+    (a few rows per month and key)."""
     differences: list[str] = []
+    months = Deltas()
     nested = connection.in_atomic_block  # a caller's transaction (tests) already has its snapshot
     with transaction.atomic():
         if connection.vendor == "postgresql" and not nested:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         for start, end in list(_windows()):
-            expected, stored = _normal(_expected(start, end)), _normal(_stored(start, end))
-            for key in sorted(set(expected) | set(stored), key=str):
-                if expected.get(key) != stored.get(key) and len(differences) < limit:
-                    differences.append(
-                        f"{' '.join(str(part) for part in key)}: stored {stored.get(key)}, expected {expected.get(key)}"
-                    )
-                elif expected.get(key) != stored.get(key):
-                    differences.append("…")
-                    return differences
+            expected = _expected(start, end)
+            months.merge(_split_months(expected))
+            if not _differences(expected, _stored(start, end), differences, limit):
+                return differences
+        _differences(months, _stored(date.min, date.max, months=True), differences, limit)
     return differences

@@ -119,10 +119,11 @@ class TestKeptByTheServices:
         live_mix(world)
         today = timezone.now().date()
         window = (today - timedelta(days=today.weekday() + 7), today + timedelta(days=14))
-        live = _normal(_stored(*window))
-        assert live
+        live, months = _normal(_stored(*window)), _normal(_stored(*window, months=True))
+        assert live and months
         rebuild_rollups()
         assert _normal(_stored(*window)) == live
+        assert _normal(_stored(*window, months=True)) == months
 
     def test_a_lost_compare_and_set_counts_nothing(self, world: World) -> None:
         made = world.create()["id"]
@@ -131,6 +132,7 @@ class TestKeptByTheServices:
             services.cancel_request(made, actor="app", source=Source.API)
         assert check_rollups() == []
         assert [r.responded for r in Rollup.objects.filter(grain=Grain.DAY)] == [1, 1]  # its reviewer, and all
+        assert [r.responded for r in Rollup.objects.filter(grain=Grain.MONTH)] == [1, 1]
 
 
 class TestPercentileBound:
@@ -194,7 +196,9 @@ class TestPeriods:
             ("2026-01-01", "2026-01-11", "week"),  # a partial week, then a whole one
             ("2025-12-20", "2026-01-12", "week"),  # partial, whole, partial
             ("2026-01-06", "2026-01-08", "day"),  # inside one week
-            ("2025-12-01", "2026-02-28", "day"),
+            ("2025-12-01", "2026-02-28", "day"),  # three whole months
+            ("2025-11-20", "2026-02-10", "week"),  # days, a week, December and January, a week, days
+            ("2025-12-01", "2026-01-31", "week"),  # whole months, per-week buckets
         ],
     )
     def test_any_period_agrees_with_the_exact_figures(self, world: World, since: str, until: str, bucket: str) -> None:
