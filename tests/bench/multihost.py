@@ -28,7 +28,8 @@ create sends one notification email) and one webhook subscribed to everything (p
 back as a replay, never twice), and the failed host is skipped for 5 s (a balancer's passive health
 check); accepted = a 201 received. A key whose first call died with its host stays
 `idempotency_in_progress` until the server takes it over (after 10 s on PostgreSQL: the dead call's
-row lock is gone); after 50 such answers (~25 s) the client looks the `flow_id` up and creates under a new key if absent, or answers
+row lock is gone); after 50 such answers (~25 s) the client looks the `flow_id` up and creates under a
+new key if absent, or answers
 under a new key (answering is exactly once by itself: a second answer is 409 `not_pending`); these are
 counted. The reviewer answers each accepted request through `POST /api/v1/requests/<id>/respond/` (same
 failover, its own key) once its notification email is in the mail directories, at the earliest
