@@ -33,6 +33,11 @@ class Deployment(models.Model):
     name = models.CharField(max_length=200)
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_deployments")
     created_at = models.DateTimeField(auto_now_add=True)
+    config_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Moves on whenever its routing rules or webhooks change: processes cache them by it.",
+    )
 
     # HITL settings
     email_notifications = models.BooleanField(default=True, help_text="Send emails when feedback is requested.")
@@ -95,6 +100,15 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # config_version only moves on through an UPDATE … + 1 (hitl.config_cache.bump): saving a copy
+        # read before another process's bump must not write the older number back.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "config_version"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def creator_email(self) -> str:

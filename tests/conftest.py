@@ -26,6 +26,15 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_config_cache() -> None:
+    """Each test's database starts again from ids 1, 2 … with version 0: a deployment of an earlier
+    test must not lend its cached rules to this one's (production ids are never reused)."""
+    from hitl import config_cache
+
+    config_cache.clear()
+
+
 @pytest.fixture
 def world(db: None) -> World:
     return build_world()

@@ -21,6 +21,7 @@ LAYERS: dict[str, float] = {
     "hitl.routing.conditions": 2.0,  # pure (the model validates rules with it)
     "hitl.models": 2.1,
     "hitl.rollup_models": 2.1,  # the analytics rollups (SPEC §19), registered by hitl.models
+    "hitl.config_cache": 2.15,  # a deployment's rules and webhooks cached per process, by its version
     "hitl.results": 2.2,
     "hitl.routing": 2.2,
     "hitl.channels": 2.3,

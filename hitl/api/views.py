@@ -128,7 +128,9 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         Every action's scope lies within the view scope, so the usual case (allowed) is one query; only
         a refusal looks again, to tell 404 from 403."""
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        allowed = HITLRequest.objects.restrict(self.request.user, action_name).select_related("resolution")
+        allowed = HITLRequest.objects.restrict(self.request.user, action_name).select_related(
+            "resolution", "deployment"
+        )
         try:
             request = allowed.filter(pk=lookup).first()
         except (TypeError, ValueError, DjangoValidationError):
@@ -235,7 +237,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if obj.has_pool:
             return Response(self._decide(obj, body.validated_data, label))
         resolution = services.respond_to_request(
-            obj.pk,
+            obj,
             _answer(body.validated_data),
             responder=label,
             source=Source.API,
@@ -315,7 +317,7 @@ class CallbackView(APIView):
         # it speaks for (on_behalf_of, audited); refused otherwise (approver_required).
         behalf = (body.validated_data.get("on_behalf_of") or "").strip().lower() if target.has_pool else ""
         resolution = services.respond_to_request(
-            request_id,
+            target,
             _answer(body.validated_data, metadata),
             responder=responder,
             source=Source.API,

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import record_event
+from hitl import config_cache
 from hitl.channels import outbox
 from hitl.channels.webhook_payloads import build_payload, decision_payload, encode
 from hitl.lib import crypto, http
@@ -124,9 +125,7 @@ def stage_deliveries(request: HITLRequest, event: str) -> list[int]:
     """
     if event not in WebhookEvent.values or event == WebhookEvent.DECISION_RECORDED:
         return []  # decision_recorded is staged per decision (stage_decision_deliveries)
-    hooks = [
-        hook for hook in Webhook.objects.filter(deployment_id=request.deployment_id, active=True) if hook.wants(event)
-    ]
+    hooks = [hook for hook in config_cache.active_webhooks(request.deployment) if hook.wants(event)]
     if not hooks:
         return []
     resolution = None
@@ -140,9 +139,7 @@ def stage_decision_deliveries(request: HITLRequest, decision: Any, decisions: li
     """`decision_recorded` (SPEC §13): one delivery per subscribed webhook for a decision that does not
     yet resolve the request, in the decision's transaction; one per decision (not per request)."""
     event = WebhookEvent.DECISION_RECORDED
-    hooks = [
-        hook for hook in Webhook.objects.filter(deployment_id=request.deployment_id, active=True) if hook.wants(event)
-    ]
+    hooks = [hook for hook in config_cache.active_webhooks(request.deployment) if hook.wants(event)]
     if not hooks:
         return []
     body = encode(decision_payload(request, decision, decisions))
@@ -274,6 +271,7 @@ def _disable_gone(webhook: Webhook, delivery: WebhookDelivery) -> None:
     if Webhook.objects.filter(pk=webhook.pk, active=True).update(
         active=False, disabled_reason=reason, updated_at=timezone.now()
     ):
+        config_cache.bump(webhook.deployment_id)  # no longer among the active ones
         record_event(
             EventType.WEBHOOK_CHANGED,
             actor="system",

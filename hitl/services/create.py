@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_events
+from hitl import config_cache
 from hitl.channels import slack
 from hitl.channels.announce import announce
 from hitl.channels.base import Event
@@ -63,7 +64,7 @@ def create_request(
                     code="invalid_default_outcome",
                 )
 
-    rules = list(deployment.routing_rules.filter(enabled=True).order_by("priority", "id"))
+    rules = config_cache.routing_rules(deployment)
     assignment = choose_assignee(
         rules,
         creator_email=deployment.creator_email,

@@ -32,7 +32,7 @@ _RESOLVED_VERBS: dict[str, str] = {
 
 
 def respond_to_request(
-    request_id: Any,
+    request_id: Any | HITLRequest,
     answer: Answer,
     *,
     responder: str,
@@ -56,7 +56,12 @@ def respond_to_request(
     (`hitl.services.decisions`); it resolves, through `_resolve` below, once its policy is met. `app`
     marks the integrating app (callback URL, API key), which may answer such a request only as §13 and
     the README say."""
-    request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
+    # A caller that has just read the request (with its deployment) hands it over: one read less. Its
+    # state may be a moment old, as a read here would be; the compare-and-set in _resolve decides.
+    if isinstance(request_id, HITLRequest):
+        request = request_id
+    else:
+        request = HITLRequest.objects.select_related("deployment").get(pk=request_id)
     actor = actor or responder
     if request.has_pool:
         from hitl.services.decisions import record_decision

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.django_db
 # SQLite (no INSERT in a CTE there): the counts, the response-time cell, the outcome and source — so a
 # human answer takes two queries more on SQLite. Issue 21: the notification outbox row is one INSERT.
 ROLLUP_EXTRA = 0 if connection.vendor == "postgresql" else 2
-CREATE_QUERIES = 9
-RESPOND_QUERIES = 11 + ROLLUP_EXTRA
-CALLBACK_QUERIES = 10 + ROLLUP_EXTRA
+CREATE_QUERIES = 7
+RESPOND_QUERIES = 9 + ROLLUP_EXTRA
+CALLBACK_QUERIES = 8 + ROLLUP_EXTRA
 
 
 @pytest.fixture
