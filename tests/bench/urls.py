@@ -3,6 +3,6 @@ from django.urls import include, path
 from .views import baseline
 
 urlpatterns = [
-    path("tests/bench/baseline/", baseline, name="bench-baseline"),
+    path("bench/baseline/", baseline, name="bench-baseline"),
     path("", include("hitl.urls")),
 ]
