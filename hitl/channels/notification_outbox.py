@@ -19,12 +19,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from hitl.channels import outbox
 from hitl.channels.base import ChannelError, channel, record_failure
-from hitl.lib.queue import enqueue
 from hitl.models import DeliveryStatus, HITLRequest, NotificationDelivery
 
 logger = logging.getLogger(__name__)
@@ -74,14 +73,7 @@ def stage(request: HITLRequest, event: str, paths: list[str]) -> list[int]:
 
 def enqueue_after_commit(ids: list[int]) -> None:
     """After commit, one task per row (a slow channel never holds up another)."""
-    if not ids:
-        return
-
-    def send() -> None:
-        for pk in ids:
-            enqueue("hitl.tasks.deliver_notification", pk)
-
-    transaction.on_commit(send)
+    outbox.enqueue_after_commit("hitl.tasks.deliver_notification", ids)
 
 
 def deliver(delivery_id: int) -> str:

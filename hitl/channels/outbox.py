@@ -9,6 +9,7 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models import Q
 
+from hitl.lib.queue import enqueue
 from hitl.models import DeliveryStatus
 
 # A queued task is given this long to start its try before the ticker queues another (a lost enqueue).
@@ -35,3 +36,15 @@ def mark_due(model: type[models.Model], now: datetime, limit: int) -> list[int]:
         marked = list(rows.values_list("pk", flat=True))
         manager.filter(pk__in=marked).update(queued_until=queued_until(now))
     return marked
+
+
+def enqueue_after_commit(task: str, ids: list[int]) -> None:
+    """After commit, one `task(id)` per row (a slow delivery never holds up another)."""
+    if not ids:
+        return
+
+    def send() -> None:
+        for pk in ids:
+            enqueue(task, pk)
+
+    transaction.on_commit(send)

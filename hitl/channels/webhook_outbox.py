@@ -28,7 +28,6 @@ from hitl.channels import outbox
 from hitl.channels.webhook_payloads import build_payload, decision_payload, encode
 from hitl.lib import crypto, http
 from hitl.lib.errors import InvalidInput
-from hitl.lib.queue import enqueue
 from hitl.lib.webhook_signing import generate_secret, signature_headers
 from hitl.models import (
     DeliveryStatus,
@@ -172,14 +171,7 @@ def _stage(hooks: list[Webhook], body: str, *, lookup: dict[str, Any], extra: di
 
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
     """After commit, one task per delivery (a slow receiver never holds up another)."""
-    if not delivery_ids:
-        return
-
-    def send() -> None:
-        for pk in delivery_ids:
-            enqueue("hitl.tasks.deliver_webhook", pk)
-
-    transaction.on_commit(send)
+    outbox.enqueue_after_commit("hitl.tasks.deliver_webhook", delivery_ids)
 
 
 # --- attempts ---------------------------------------------------------------------------------------

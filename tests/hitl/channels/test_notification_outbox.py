@@ -154,8 +154,12 @@ class TestOnARealWorker:
         # The lost task had QUEUED_FOR_SECONDS to start; once that has passed the ticker queues another.
         NotificationDelivery.objects.filter(pk=row.pk).update(queued_until=timezone.now())
         wait_until(
-            lambda: HITLRequest.objects.get(pk=created["id"]).notified_at, timeout=30, what="sent", cluster=qcluster
+            lambda: NotificationDelivery.objects.get(pk=row.pk).status == DeliveryStatus.DELIVERED,
+            timeout=30,
+            what="delivered",
+            cluster=qcluster,
         )
+        assert HITLRequest.objects.get(pk=created["id"]).notified_at is not None
         row.refresh_from_db()
         assert (row.status, row.attempt_count, row.failures) == (DeliveryStatus.DELIVERED, 1, 0)
         assert len(list((tmp_path / "mail").glob("*.log"))) == 1
@@ -183,8 +187,12 @@ class TestOnARealWorker:
         qcluster.start()
         NotificationDelivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())  # the lease ran out
         wait_until(
-            lambda: HITLRequest.objects.get(pk=created["id"]).notified_at, timeout=30, what="sent", cluster=qcluster
+            lambda: NotificationDelivery.objects.get(pk=row.pk).status == DeliveryStatus.DELIVERED,
+            timeout=30,
+            what="delivered",
+            cluster=qcluster,
         )
+        assert HITLRequest.objects.get(pk=created["id"]).notified_at is not None
         row.refresh_from_db()
         assert (row.status, row.attempt_count, row.failures) == (DeliveryStatus.DELIVERED, 2, 1)
         assert len(list((tmp_path / "mail").glob("*.log"))) == 1

@@ -32,7 +32,7 @@ CALLBACK_QUERIES = 8 + ROLLUP_EXTRA
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Tasks are recorded, not run inline: the counts are the web request's own."""
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("hitl.channels.notification_outbox.enqueue", lambda *args: calls.append(args))
+    monkeypatch.setattr("hitl.channels.outbox.enqueue", lambda *args: calls.append(args))
     return calls
 
 
