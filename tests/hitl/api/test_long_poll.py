@@ -36,15 +36,16 @@ def _backends() -> int:
         return int(cursor.fetchone()[0])
 
 
-def _until_slots_taken(slots: int) -> None:
+def _until_slots_taken(slots: int, out: list | None = None) -> None:
     from hitl.models import ThrottleCounter
 
-    give_up = time.monotonic() + 15
+    give_up = time.monotonic() + 30
     while time.monotonic() < give_up:
         if ThrottleCounter.objects.filter(key__startswith="long-poll:", count__gte=slots).exists():
             return
         time.sleep(0.05)
-    raise AssertionError(f"{slots} waits never started")
+    taken = list(ThrottleCounter.objects.filter(key__startswith="long-poll:").values_list("key", "count"))
+    raise AssertionError(f"{slots} waits never started (slots {taken}, answers so far {out})")
 
 
 class TestLongPoll:
@@ -64,7 +65,7 @@ class TestLongPoll:
         request_id = world.create()["id"]
         out: list = []
         threads = [_wait_in_thread(world, request_id, 8, out) for _ in range(2)]
-        _until_slots_taken(2)  # (a loaded machine may take a while to start both threads' waits)
+        _until_slots_taken(2, out)  # (a loaded machine may take a while to start both threads' waits)
         response = world.client_for("key").get(f"/api/v1/requests/{request_id}/result/?wait=4")
         assert response.status_code == 429 and response.json()["code"] == "too_many_waits"
         assert world.client_for("key").get(f"/api/v1/requests/{request_id}/result/").status_code == 200
