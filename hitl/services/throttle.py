@@ -51,7 +51,11 @@ def acquire(key: str, *, limit: int, ttl_seconds: int) -> bool:
         if ThrottleCounter.objects.filter(key=key, count__lt=limit).update(count=F("count") + 1, window_start=now):
             return True
         if ThrottleCounter.objects.filter(key=key).exists():
-            return False
+            # Full, or created by a concurrent first taker between the update above and this read
+            # (READ COMMITTED): the update again decides, against the row as it is now.
+            return bool(
+                ThrottleCounter.objects.filter(key=key, count__lt=limit).update(count=F("count") + 1, window_start=now)
+            )
         try:
             with transaction.atomic():
                 ThrottleCounter.objects.create(key=key, window_start=now, count=1)
