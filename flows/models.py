@@ -49,6 +49,8 @@ class FlowRun(models.Model):
     and_progress = models.JSONField(default=dict, blank=True, help_text="and_() listeners: events seen so far.")
     task_feedback = models.JSONField(default=dict, blank=True, help_text="Crew-style task id → feedback list.")
     seq = models.PositiveIntegerField(default=0)
+    # Always a request created by this run's engine, with flow_id = str(run.pk): `flows.channel`
+    # looks for a waiting run only when the request has a flow_id.
     pending_request = models.ForeignKey(
         HITLRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="waiting_runs"
     )

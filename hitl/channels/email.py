@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import EventType
@@ -162,9 +163,10 @@ class EmailChannel(Channel):
             error = ChannelError(detail, retryable=True)
             error.recorded = True
             raise error from exc
-        HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
-        remember_sent(request, message, to, event)
-        record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})
+        with transaction.atomic():  # what was sent, recorded in one commit
+            HITLRequest.objects.filter(pk=request.pk).update(notified_at=timezone.now(), notification_error="")
+            remember_sent(request, message, to, event)
+            record_event(EventType.NOTIFICATION_SENT, target=request, source="email", data={"to": to, "event": event})
 
     def _notify_pool(self, request: HITLRequest, event: str) -> None:
         """Several approvers (SPEC §13): each seat gets its own email, reply token and magic link, bound

@@ -78,29 +78,18 @@ def enqueue_after_commit(ids: list[int]) -> None:
 
 def deliver(delivery_id: int) -> str:
     """Make the next try of a due notification; what happened ("delivered", "retry", "failed", or
-    "not due" / "taken" when another task has it or it is finished). Idempotent: a second task for the
-    same row loses the claim. A database outage propagates, and the lease brings the row back."""
-    now = timezone.now()
-    due = (
-        NotificationDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .values("attempt_count", "failures", "channel", "event", "request_id")
-        .first()
-    )
+    "not due" when it is not due, another task has it or it is finished). Idempotent: a second task for
+    the same row loses the claim. A database outage propagates, and the lease brings the row back."""
+    due = _claim(delivery_id, timezone.now())
     if due is None:
-        return "not due"
-    number = due["attempt_count"] + 1
-    # attempt_count is the version: only one claimant moves it on; the lease keeps the ticker away.
-    claimed = NotificationDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, attempt_count=due["attempt_count"]
-    ).update(attempt_count=number, next_attempt_at=now + timedelta(seconds=lease_seconds()), queued_until=None)
-    if not claimed:
-        return "taken"
+        return "not due"  # not pending, not due yet, or another task's claim (its lease) won
+    number = due["attempt_count"]
     ours = NotificationDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, attempt_count=number)
     path, event = due["channel"], due["event"]
     # get(), not first(): no ORDER BY for one row by its key; the row cascades with the request.
     request = HITLRequest.objects.select_related("deployment").get(pk=due["request_id"])
     failures = due["failures"]
-    unreported = due["attempt_count"] - failures
+    unreported = number - 1 - failures
     if unreported > 0:
         # Tries that never recorded an outcome count as failed ones, so a notification that keeps
         # killing its worker cannot loop forever.
@@ -121,6 +110,25 @@ def deliver(delivery_id: int) -> str:
         return _failed(ours, path, event, failures + 1, detail)
     ours.update(status=DeliveryStatus.DELIVERED, delivered_at=timezone.now(), next_attempt_at=None, failures=failures)
     return "delivered"
+
+
+def _claim(delivery_id: int, now: Any) -> dict[str, Any] | None:
+    """Claim a due row and lease it, in one statement: `attempt_count` moves on and `next_attempt_at`
+    moves past django-q2's time limit (the lease), so a second claimant's WHERE no longer matches and the
+    ticker leaves the row alone until the lease runs out. The row as claimed, or None."""
+    table = NotificationDelivery._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET attempt_count = attempt_count + 1, next_attempt_at = %s, queued_until = NULL"  # noqa: S608 - our table name
+            " WHERE id = %s AND status = %s AND next_attempt_at <= %s"
+            " RETURNING attempt_count, failures, channel, event, request_id",
+            [adapt(now + timedelta(seconds=lease_seconds())), delivery_id, DeliveryStatus.PENDING, adapt(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("attempt_count", "failures", "channel", "event", "request_id"), row, strict=True))
 
 
 def _failed(ours: Any, path: str, event: str, failures: int, detail: str) -> str:

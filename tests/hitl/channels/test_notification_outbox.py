@@ -41,6 +41,24 @@ class TestTheOutbox:
         assert notification_outbox.deliver(row.pk) == "not due"
         assert len(mailoutbox) == 1
 
+    def test_an_email_try_is_one_claim_one_read_and_one_commit_of_what_was_sent(
+        self, world: World, mailoutbox: list[Any], monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+    ) -> None:
+        monkeypatch.setattr("hitl.channels.outbox.enqueue", lambda *args: None)  # the row stays pending
+        created = world.create(assign_to=REVIEWER)
+        row = NotificationDelivery.objects.get(request_id=created["id"])
+        assert row.status == DeliveryStatus.PENDING and not mailoutbox
+        # The claim (UPDATE … RETURNING), the request, then the sent email's three records in one
+        # transaction (a savepoint here, inside the test's transaction), then the outcome.
+        with django_assert_num_queries(8):
+            assert notification_outbox.deliver(row.pk) == "delivered"
+        assert [m.to for m in mailoutbox] == [[REVIEWER]]
+        row.refresh_from_db()
+        assert (row.status, row.attempt_count, row.failures) == (DeliveryStatus.DELIVERED, 1, 0)
+        assert row.next_attempt_at is None and row.queued_until is None
+        assert AuditEvent.objects.filter(event_type="notification.sent", target_id=created["id"]).count() == 1
+        assert notification_outbox.deliver(row.pk) == "not due"
+
     def test_a_rolled_back_change_leaves_no_notification(self, world: World) -> None:
         from hitl.channels.announce import announce
 
