@@ -20,6 +20,7 @@ from accounts.lib.access import MANAGE_PERM
 from accounts.models import Deployment
 from audit.models import EventType
 from audit.services import record_event
+from hitl.admin.rules import RULE_SETTINGS
 from hitl.admin.slack import SLACK_FIELDS, SlackSettingsForm, slack_status, test_slack
 from hitl.admin.telegram import TelegramIdentityInline, TelegramTokenForm, audit_identities, telegram_status
 from hitl.channels.base import ChannelError
@@ -30,24 +31,7 @@ from hitl.models import RoutingRule, TelegramIdentity
 class RoutingRuleInline(admin.TabularInline):
     model = RoutingRule
     extra = 0
-    fields = (
-        "priority",
-        "name",
-        "enabled",
-        "method_pattern",
-        "flow_pattern",
-        "conditions",
-        "assign_from_input",
-        "assign_to_email",
-        "approvers",
-        "policy",
-        "required",
-        "veto",
-        "reminder_after_minutes",
-        "escalation_after_minutes",
-        "escalation_emails",
-        "telegram_chat_id",
-    )
+    fields = ("priority", "name", "enabled", *RULE_SETTINGS)
     ordering = ("priority", "id")
 
 

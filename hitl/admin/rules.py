@@ -104,6 +104,24 @@ class RoutingTesterMixin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/hitl/routingrule/test.html", context)
 
 
+# What a rule matches and does, in the order the rule's form and the deployment's inline show it.
+RULE_SETTINGS = (
+    "method_pattern",
+    "flow_pattern",
+    "conditions",
+    "assign_from_input",
+    "assign_to_email",
+    "approvers",
+    "policy",
+    "required",
+    "veto",
+    "reminder_after_minutes",
+    "escalation_after_minutes",
+    "escalation_emails",
+    "telegram_chat_id",
+)
+
+
 class RoutingRuleForm(SlackSettingsForm, TelegramTokenForm):
     class Meta:
         model = RoutingRule
@@ -112,19 +130,7 @@ class RoutingRuleForm(SlackSettingsForm, TelegramTokenForm):
             "name",
             "enabled",
             "priority",
-            "method_pattern",
-            "flow_pattern",
-            "conditions",
-            "assign_from_input",
-            "assign_to_email",
-            "approvers",
-            "policy",
-            "required",
-            "veto",
-            "reminder_after_minutes",
-            "escalation_after_minutes",
-            "escalation_emails",
-            "telegram_chat_id",
+            *RULE_SETTINGS,
             "slack_channel_id",
         )
 
