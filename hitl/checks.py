@@ -159,3 +159,35 @@ def check_rollups_built(app_configs: Any = None, databases: Any = None, **kwargs
                 )
             )
     return messages
+
+
+@checks.register(checks.Tags.database)
+def check_autovacuum(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Issue 21: every create and every answer updates the same few analytics rollup rows (today's, this
+    week's, this month's). Without autovacuum their dead versions pile up and each request costs
+    PostgreSQL more than the last (tests/bench/RESULTS.md: its CPU per create tripled over 3,000
+    requests, and one VACUUM brought it back). A database check, as hitl.W004."""
+    from django.db import DatabaseError, connections
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW autovacuum")
+                (setting,) = cursor.fetchone()
+        except DatabaseError:
+            continue
+        if setting == "off":
+            messages.append(
+                checks.Warning(
+                    f"Autovacuum is off on the PostgreSQL server of database {alias!r}: the analytics rollup "
+                    "rows every request updates keep their dead versions, and creates and answers slow down.",
+                    hint="Turn it on (`autovacuum = on` in postgresql.conf, the default), or VACUUM the "
+                    "hitl_rollup* tables from cron every minute.",
+                    id="hitl.W005",
+                )
+            )
+    return messages

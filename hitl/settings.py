@@ -129,11 +129,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # short, index-driven queries compiling takes longer (60–80 ms) than running them (bench/RESULTS.md).
     # An `options` parameter in DATABASE_URL replaces this.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
-    # Parameters bound by the server, not inlined: psycopg then prepares the statements a process runs
-    # again and again (its fifth run on), so PostgreSQL parses and plans them once per connection
-    # (tests/bench/RESULTS.md, issue 21). `?server_side_binding=false` in DATABASE_URL turns it off, for
-    # a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
-    DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -68,42 +68,28 @@ def notify_channel(channel_path: str, request_id: str, event: str, attempt: int 
 
 
 def send_reply_confirmation(request_id: str, to: str, in_reply_to: str) -> None:
-    """Tell an email responder their answer was recorded (threaded under the notification)."""
-    from hitl.channels.email import form_lines
-    from hitl.lib import emails
+    """The task of releases before reply emails had an outbox, still on the queue after an upgrade:
+    puts the confirmation in the outbox (`hitl.channels.replies`), which sends it."""
+    from hitl.channels import replies
 
-    request = HITLRequest.objects.select_related("deployment", "resolution").filter(pk=request_id).first()
-    if request is None or not hasattr(request, "resolution"):
-        return
-    thread = emails.thread_id(request.pk)
-    references = " ".join(x for x in (thread, in_reply_to) if x)
-    message = emails.build(
-        "confirmation",
-        {
-            "request": request,
-            "deployment": request.deployment,
-            "result": request.resolution.result,
-            "form_lines": form_lines(request, request.resolution.result.get("form")),
-        },
-        to=to,
-        headers={"In-Reply-To": in_reply_to or thread, "References": references, "Auto-Submitted": "auto-replied"},
-    )
-    message.send()
+    request = HITLRequest.objects.filter(pk=request_id).first()
+    if request is not None:
+        replies.queue(request, replies.CONFIRMATION, to, in_reply_to=in_reply_to)
 
 
 def send_reply_error(to: str, context: dict[str, object]) -> None:
-    """Explain to an email responder why their reply was not used, and what to do."""
-    from hitl.lib import emails
+    """Explain to an email responder why their reply was not used, and what to do: the error emails
+    about no request (an unknown sender, no token; the others go through the outbox, and so do those
+    of a request queued by releases before it). A failed send is logged and left: best effort."""
+    from hitl.channels import replies
 
     request = None
     if context.get("request_id"):
         request = HITLRequest.objects.select_related("deployment").filter(pk=str(context["request_id"])).first()
-    in_reply_to = str(context.get("in_reply_to") or "")
-    headers = {"Auto-Submitted": "auto-replied"}
-    if in_reply_to:
-        headers.update({"In-Reply-To": in_reply_to, "References": in_reply_to})
-    message = emails.build("reply-error", {**context, "request": request}, to=to, headers=headers)
-    message.send()
+    if request is not None:
+        replies.queue(request, replies.ERROR, to, context=context)
+        return
+    replies.error(None, to, context).send()
 
 
 def sweep() -> str:

@@ -195,6 +195,7 @@ class TestTaskPaths:
             "audit.tasks.seal",
             "audit.tasks.checkpoint",
             "hitl.channels.email.EmailChannel",
+            "hitl.channels.replies.ReplyChannel",
             "hitl.channels.webhook.WebhookChannel",
             "hitl.channels.telegram.TelegramChannel",
             "hitl.channels.slack.SlackChannel",

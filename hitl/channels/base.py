@@ -5,7 +5,7 @@ it with backoff."""
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils.module_loading import import_string
 
@@ -76,6 +76,11 @@ class Channel:
 
     def notify(self, request: HITLRequest, event: str) -> None:
         raise NotImplementedError
+
+    def notify_from_outbox(self, request: HITLRequest, event: str, payload: dict[str, Any]) -> None:
+        """What the notification outbox calls for one of its rows: `notify`, unless the channel needs
+        the row's payload (a reply email's recipient, `hitl.channels.replies`)."""
+        self.notify(request, event)
 
 
 @cache

@@ -14,6 +14,7 @@ At least once: a worker killed after the channel sent and before the outcome was
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -50,8 +51,9 @@ def channel_name(path: str) -> str:
         return path.rsplit(".", 1)[-1][:20]
 
 
-def stage(request: HITLRequest, event: str, paths: list[str]) -> list[int]:
-    """One row per channel path, in the caller's transaction (one INSERT); their ids."""
+def stage(request: HITLRequest, event: str, paths: list[str], payload: dict[str, Any] | None = None) -> list[int]:
+    """One row per channel path, in the caller's transaction (one INSERT); their ids. `payload` is what
+    the channel needs beyond the request (`Channel.notify_from_outbox`)."""
     if not paths:
         return []
     now = timezone.now()
@@ -64,6 +66,7 @@ def stage(request: HITLRequest, event: str, paths: list[str]) -> list[int]:
                 next_attempt_at=now,
                 queued_until=outbox.queued_until(now),  # its first task goes on the queue after commit
                 created_at=now,
+                payload=payload or {},
             )
             for path in paths
         ]
@@ -98,7 +101,11 @@ def deliver(delivery_id: int) -> str:
         if failures > len(NOTIFY_FAILURE_BACKOFF):
             return _failed(ours, path, event, failures, ABANDONED)
     try:
-        channel(path).notify(request, event)
+        handler: Any = channel(path)
+        if hasattr(handler, "notify_from_outbox"):
+            handler.notify_from_outbox(request, event, due["payload"])
+        else:  # a channel of its own (a dotted path in settings) that does not derive from Channel
+            handler.notify(request, event)
     except (OperationalError, InterfaceError):
         connection.close()  # the next task opens a fresh connection; this row's lease brings it back
         raise
@@ -122,13 +129,16 @@ def _claim(delivery_id: int, now: Any) -> dict[str, Any] | None:
         cursor.execute(
             f"UPDATE {table} SET attempt_count = attempt_count + 1, next_attempt_at = %s, queued_until = NULL"  # noqa: S608 - our table name
             " WHERE id = %s AND status = %s AND next_attempt_at <= %s"
-            " RETURNING attempt_count, failures, channel, event, request_id",
+            " RETURNING attempt_count, failures, channel, event, request_id, payload",
             [adapt(now + timedelta(seconds=lease_seconds())), delivery_id, DeliveryStatus.PENDING, adapt(now)],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    return dict(zip(("attempt_count", "failures", "channel", "event", "request_id"), row, strict=True))
+    claimed = dict(zip(("attempt_count", "failures", "channel", "event", "request_id", "payload"), row, strict=True))
+    payload = claimed["payload"]  # JSON text (both databases, as Django reads it) or already decoded
+    claimed["payload"] = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
+    return claimed
 
 
 def _failed(ours: Any, path: str, event: str, failures: int, detail: str) -> str:

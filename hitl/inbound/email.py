@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from audit.models import EventType
 from audit.services import record_event
 from hitl import services
+from hitl.channels import replies
 from hitl.channels.email import answer_lines
 from hitl.inbound.reply_text import html_to_text, strip_quotes
 from hitl.lib import dsn
@@ -284,7 +285,7 @@ def process_inbound_email(message: Message, *, via: str) -> Outcome:
     dropped = attachment_count(message)
     note = f"{dropped} attachment(s) not kept: only the reply's text is read." if dropped else ""
     _log(message_id, via, sender, subject, InboundEmail.Outcome.ACCEPTED, "answered", request, note)
-    enqueue("hitl.tasks.send_reply_confirmation", str(request.pk), sender, message_id or "")
+    replies.queue(request, replies.CONFIRMATION, sender, in_reply_to=message_id or "")
     return Outcome(InboundEmail.Outcome.ACCEPTED, "answered", request.pk, result=result)
 
 
@@ -439,18 +440,18 @@ def _send_error(sender: str, fault: SenderFault, *, in_reply_to: str | None) -> 
     if not allow(f"reply-error:{sender}", limit=ERROR_EMAILS_PER_HOUR, window_seconds=3600):
         logger.info("error email to %s suppressed by the rate limit (%s)", sender, fault.reason)
         return
-    enqueue(
-        "hitl.tasks.send_reply_error",
-        sender,
-        {
-            "why": fault.why,
-            "what_to_do": fault.what_to_do,
-            "options": fault.options or [],
-            **({"options_title": fault.options_title} if fault.options_title else {}),
-            "request_id": str(fault.request.pk) if fault.request else None,
-            "in_reply_to": in_reply_to or "",
-        },
-    )
+    context = {
+        "why": fault.why,
+        "what_to_do": fault.what_to_do,
+        "options": fault.options or [],
+        **({"options_title": fault.options_title} if fault.options_title else {}),
+        "request_id": str(fault.request.pk) if fault.request else None,
+        "in_reply_to": in_reply_to or "",
+    }
+    if fault.request is not None:
+        replies.queue(fault.request, replies.ERROR, sender, context=context)  # outbox: recorded, retried
+    else:
+        enqueue("hitl.tasks.send_reply_error", sender, context)
 
 
 def _ignore(message_id: str | None, via: str, sender: str, subject: str, reason: str, note: str = "") -> Outcome:
