@@ -43,6 +43,7 @@ from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.utils import timezone
@@ -217,7 +218,10 @@ class Analytics:
         requests, and Django's per-row dicts and converters cost more than the query (issue 21)."""
         names = [f"key_{i}" for i in range(len(keys))]
         selected = rollups.order_by().annotate(rollup_pk=F("pk"), **{n: F(k) for n, k in zip(names, keys, strict=True)})
-        inner, params = selected.values("rollup_pk", *names).query.sql_with_params()
+        try:
+            inner, params = selected.values("rollup_pk", *names).query.sql_with_params()
+        except EmptyResultSet:  # a filter that selects nothing by construction (`pk__in=[]`)
+            return defaultdict(dict)
         columns = ", ".join(f"r.{n}" for n in names)
         sql = (
             f"SELECT {columns}, t.bucket, CAST(SUM(t.n) AS BIGINT), MIN(t.low), MAX(t.high) "  # noqa: S608 - names from the models

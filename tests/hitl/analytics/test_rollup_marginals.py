@@ -125,6 +125,13 @@ class TestMarginalRows:
             assert_agree(rolled, exact)
             assert rolled["summary"]["created"] == rolled["summary"]["resolved"] == 0
 
+    def test_a_selection_of_nothing_has_no_histogram(self, world: World) -> None:
+        data.load(world.deployment, world.other)
+        figures = analytics(world, **data.PERIOD)
+        nothing = Analytics(figures.requests, figures.filters, data.NOW, rollups=Rollup.objects.none())
+        assert nothing.summary()["answered"] == 0 and nothing.summary()["response_time_median"] is None
+        assert figures.summary()["response_time_median"] is not None
+
     def test_the_suggestions_show_no_star(self, world: World) -> None:
         from hitl.analytics.views import _suggestions
 
