@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
@@ -119,6 +119,30 @@ def percentiles(cells: dict[int, list[int]], fractions: Iterable[float]) -> list
             result += (position - below) * (value(below + 1) - result)
         found.append(result)
     return found
+
+
+# The percentiles every figure reports, as exact ratios: SQL computes their ranks in integers (`_ranked`).
+MEDIAN_P90 = ((1, 2), (9, 10))
+
+
+class Ranks(NamedTuple):
+    """A histogram's median and p90, already read from the cells holding their ranks (`_ranked`)."""
+
+    median: float | None
+    p90: float | None
+
+
+def interpolated(total: int, value: Any) -> Ranks:
+    """`percentiles` for (1/2, 9/10) of `total` ranks, with `value(rank)` reading a rank's cell: the
+    position 1 + p·(total − 1) in integers (its floor and fraction), so SQL can select the same ranks."""
+    found: list[float | None] = []
+    for num, den in MEDIAN_P90:
+        below, part = 1 + (total - 1) * num // den, (total - 1) * num % den
+        result = value(below)
+        if part:
+            result += part / den * (value(below + 1) - result)
+        found.append(result)
+    return Ranks(*found)
 
 
 class Analytics:
@@ -216,33 +240,85 @@ class Analytics:
         `rollup__in` would scan the rollups twice: a semi-join for the selection, a join for the keys),
         and the rows read as plain tuples: a year per reviewer is ~35,000 (reviewer, cell) rows at 250,000
         requests, and Django's per-row dicts and converters cost more than the query (issue 21)."""
-        names = [f"key_{i}" for i in range(len(keys))]
-        selected = rollups.order_by().annotate(rollup_pk=F("pk"), **{n: F(k) for n, k in zip(names, keys, strict=True)})
-        try:
-            inner, params = selected.values("rollup_pk", *names).query.sql_with_params()
-        except EmptyResultSet:  # a filter that selects nothing by construction (`pk__in=[]`)
-            return defaultdict(dict)
-        columns = ", ".join(f"r.{n}" for n in names)
-        sql = (
-            f"SELECT {columns}, t.bucket, CAST(SUM(t.n) AS BIGINT), MIN(t.low), MAX(t.high) "  # noqa: S608 - names from the models
-            f"FROM {RollupTime._meta.db_table} t JOIN ({inner}) r ON t.rollup_id = r.rollup_pk "
-            f"GROUP BY {columns}, t.bucket"
-        )
         grouped: dict[Any, dict[int, list[int]]] = defaultdict(dict)
+        grouping = self._grouped_cells(rollups, keys)
+        if grouping is None:
+            return grouped
+        sql, params, columns = grouping
         width = len(keys)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(f"SELECT {columns}, bucket, n, low, high FROM ({sql}) c", params)  # noqa: S608
             for row in cursor.fetchall():
                 key = row[0] if width == 1 else row[:width]
                 grouped[key][row[width]] = [row[width + 1], row[width + 2], row[width + 3]]
         return grouped
+
+    @staticmethod
+    def _grouped_cells(rollups: QuerySet[Rollup], keys: tuple[str, ...]) -> tuple[str, list[Any], str] | None:
+        """(SQL, params, key columns) of the rollups' cells summed per (keys, bucket), with columns
+        key_0…, bucket, n, low, high; None when the selection is empty by construction (`pk__in=[]`)."""
+        names = [f"key_{i}" for i in range(len(keys))]
+        selected = rollups.order_by().annotate(rollup_pk=F("pk"), **{n: F(k) for n, k in zip(names, keys, strict=True)})
+        try:
+            inner, params = selected.values("rollup_pk", *names).query.sql_with_params()
+        except EmptyResultSet:
+            return None
+        columns = ", ".join(names)
+        keyed = ", ".join(f"r.{n}" for n in names)
+        sql = (
+            f"SELECT {keyed}, t.bucket AS bucket, CAST(SUM(t.n) AS BIGINT) AS n, MIN(t.low) AS low, "  # noqa: S608 - names from the models
+            f"MAX(t.high) AS high FROM {RollupTime._meta.db_table} t JOIN ({inner}) r ON t.rollup_id = r.rollup_pk "
+            f"GROUP BY {keyed}, t.bucket"
+        )
+        return sql, list(params), columns
+
+    def _ranked(self, rollups: QuerySet[Rollup], key: str) -> dict[Any, Ranks]:
+        """{key: median and p90} of the rollups' response times grouped by one column, the ranks found in
+        SQL: a running sum over each group's cells (window functions, SQLite ≥ 3.25 and PostgreSQL), and
+        only the cells that hold the ranks of the median and p90 and the ranks after them come back (≤ 4
+        a group instead of every cell: a year of 200 reviewers is ~35,000 cells, Python reading them
+        costs as much as the query). The same ranks and interpolation as `percentiles` (`interpolated`)."""
+        ranked: dict[Any, Ranks] = {}
+        grouping = self._grouped_cells(rollups, (key,))
+        if grouping is None:
+            return ranked
+        sql, params, _ = grouping
+        ranks = [
+            f"1 + (total - 1) * {num} / {den}" if step == 0 else f"2 + (total - 1) * {num} / {den}"
+            for num, den in MEDIAN_P90
+            for step in (0, 1)
+        ]
+        holds = " OR ".join(f"(upto - n < {rank} AND {rank} <= upto)" for rank in ranks)
+        query = (
+            "SELECT key_0, total, upto - n, upto, low, high FROM ("  # noqa: S608 - integers and names from here
+            "SELECT key_0, n, low, high, "
+            "CAST(SUM(n) OVER (PARTITION BY key_0 ORDER BY bucket) AS BIGINT) AS upto, "
+            "CAST(SUM(n) OVER (PARTITION BY key_0) AS BIGINT) AS total "
+            f"FROM ({sql}) c WHERE n > 0) w WHERE {holds}"
+        )
+        found: dict[Any, list[tuple[int, int, float]]] = defaultdict(list)
+        totals: dict[Any, int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            for group, total, before, upto, low, high in cursor.fetchall():
+                totals[group] = total
+                found[group].append((before, upto, (low + high) / 2))
+
+        for group, total in totals.items():
+            cells = found[group]
+
+            def value(rank: int, cells: list[tuple[int, int, float]] = cells) -> float:
+                return next(middle for before, upto, middle in cells if before < rank <= upto)
+
+            ranked[group] = interpolated(total, value)
+        return ranked
 
     def _cells_by(self, column: str | None) -> dict[Any, dict[int, list[int]]]:
         """The period's histograms per value of `column` (None: one histogram). Deployment, flow and
         method come from one query grouped by all three (few combinations × the cells), merged here;
         the reviewer (many) has its own."""
         if column == "reviewer":
-            return self._cells(self._in_period("per_reviewer"), "reviewer")
+            return self._ranked(self._in_period("per_reviewer"), "reviewer")  # type: ignore[return-value]
         if "combined" not in self._cache:
             self._cache["combined"] = self._cells(
                 self._in_period("flow_totals"), "deployment_id", "flow_name", "method_name"
@@ -265,7 +341,7 @@ class Analytics:
 
     @staticmethod
     def _row(
-        counts: dict[str, Any], cells: dict[int, list[int]] | None, backlog: dict[str, Any] | None
+        counts: dict[str, Any], cells: dict[int, list[int]] | Ranks | None, backlog: dict[str, Any] | None
     ) -> dict[str, Any]:
         """One row of figures from summed counts, a histogram and (for all but per-period rows) a backlog."""
         row: dict[str, Any] = {"created": int(counts.get("created") or 0)}
@@ -278,7 +354,7 @@ class Analytics:
             row["pending"], row["overdue"] = int(backlog.get("pending") or 0), int(backlog.get("overdue") or 0)
             row["oldest_pending_at"] = oldest.isoformat() if isinstance(oldest, datetime) else oldest
         answered = row[str(Status.RESPONDED)]
-        median, p90 = percentiles(cells or {}, (0.5, 0.9))
+        median, p90 = cells if isinstance(cells, Ranks) else percentiles(cells or {}, (0.5, 0.9))
         row["answered"] = answered
         row["response_time_mean"] = _seconds(counts.get("response_seconds", 0) / answered) if answered else None
         row["response_time_median"], row["response_time_p90"] = _seconds(median), _seconds(p90)
@@ -349,11 +425,14 @@ class Analytics:
         counts: dict[date, list[dict[str, Any]]] = defaultdict(list)
         for row in rollups.values("grain", "day").annotate(**{c: Sum(c) for c in _COUNTS}).order_by():
             counts[bucket_of(row["grain"], row["day"])].append(dict(row))
-        cells: dict[date, dict[int, list[int]]] = defaultdict(dict)
-        for (grain, day), histogram in self._cells(rollups, "grain", "day").items():
-            merged = cells[bucket_of(grain, day)]
-            for bucket, (n, low, high) in histogram.items():
-                _merge(merged, bucket, n, low, high)
+        cells: dict[date, Any] = defaultdict(dict)
+        if daily:  # one histogram per day row: its ranks in SQL
+            cells.update({_day(day): ranks for day, ranks in self._ranked(rollups, "day").items()})
+        else:  # weeks from week rows and the days at the period's edges
+            for (grain, day), histogram in self._cells(rollups, "grain", "day").items():
+                merged = cells[bucket_of(grain, day)]
+                for bucket, (n, low, high) in histogram.items():
+                    _merge(merged, bucket, n, low, high)
         return [
             {"period": day.isoformat(), **self._row(self._sum(counts.get(day, ()), _COUNTS), cells.get(day), None)}
             for day in self.buckets()

@@ -13,10 +13,11 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from flows.registry import register
 from flows.runtime import Flow
-from hitl.analytics.figures import Analytics
+from hitl.analytics.figures import Analytics, interpolated, percentiles
 from hitl.analytics.filters import AnalyticsFilterForm, resolve_filters
 from hitl.models import HITLRequest, Rollup, RollupAnswer, RollupApproval, RollupTime
 from hitl.services.rollups import ALL_FLOWS, ALL_REVIEWERS, check_rollups
@@ -131,6 +132,19 @@ class TestMarginalRows:
         nothing = Analytics(figures.requests, figures.filters, data.NOW, rollups=Rollup.objects.none())
         assert nothing.summary()["answered"] == 0 and nothing.summary()["response_time_median"] is None
         assert figures.summary()["response_time_median"] is not None
+
+    def test_ranks_found_in_sql_equal_the_histograms_percentiles(self, world: World) -> None:
+        data.load(world.deployment, world.other)
+        data.insert(world.deployment, data.more_rows(150))
+        live_mix(world)
+        figures = analytics(world, since="2025-12-29", until=str(timezone.now().date()))
+        for rows, key in ((figures._in_period("per_reviewer"), "reviewer"), (figures.totals, "day")):
+            histograms = figures._cells(rows, key)
+            ranked = figures._ranked(rows, key)
+            assert len(ranked) == len(histograms) > 3
+            for group, histogram in histograms.items():
+                assert ranked[group] == pytest.approx(tuple(percentiles(histogram, (0.5, 0.9)))), group
+        assert interpolated(1, lambda rank: 7.0) == (7.0, 7.0)
 
     def test_the_suggestions_show_no_star(self, world: World) -> None:
         from hitl.analytics.views import _suggestions
