@@ -11,6 +11,8 @@ _REGISTRY: dict[str, type[Flow]] = {}
 
 def register(name: str) -> Callable[[type[Flow]], type[Flow]]:
     def add(cls: type[Flow]) -> type[Flow]:
+        if name == "*":  # the analytics' name for every flow (hitl.services.rollups.ALL_FLOWS)
+            raise ValueError("'*' is reserved: it cannot name a flow")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"a flow named {name!r} is already registered")
         _REGISTRY[name] = cls

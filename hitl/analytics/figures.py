@@ -41,16 +41,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Deployment
 from hitl.analytics.filters import Filters, requests_for, rollups_for
 from hitl.models import HITLRequest, Source, Status
 from hitl.rollup_models import Grain, Rollup, RollupAnswer, RollupApproval, RollupTime
-from hitl.services.rollups import ALL_REVIEWERS, tiles, week_of
+from hitl.services.rollups import ALL_FLOWS, ALL_METHODS, ALL_REVIEWERS, tiles, week_of
 
 DECIDED = (Status.RESPONDED, Status.AUTO_RESPONDED, Status.TIMED_OUT)
 ANSWERED = (Status.RESPONDED, Status.AUTO_RESPONDED)
@@ -119,6 +121,30 @@ def percentiles(cells: dict[int, list[int]], fractions: Iterable[float]) -> list
     return found
 
 
+# The percentiles every figure reports, as exact ratios: SQL computes their ranks in integers (`_ranked`).
+MEDIAN_P90 = ((1, 2), (9, 10))
+
+
+class Ranks(NamedTuple):
+    """A histogram's median and p90, already read from the cells holding their ranks (`_ranked`)."""
+
+    median: float | None
+    p90: float | None
+
+
+def interpolated(total: int, value: Any) -> Ranks:
+    """`percentiles` for (1/2, 9/10) of `total` ranks, with `value(rank)` reading a rank's cell: the
+    position 1 + p·(total − 1) in integers (its floor and fraction), so SQL can select the same ranks."""
+    found: list[float | None] = []
+    for num, den in MEDIAN_P90:
+        below, part = 1 + (total - 1) * num // den, (total - 1) * num % den
+        result = value(below)
+        if part:
+            result += part / den * (value(below + 1) - result)
+        found.append(result)
+    return Ranks(*found)
+
+
 class Analytics:
     """The figures for one principal's requests and rollups (already restricted and filtered) and one
     period. The counts and response times come from the rollups (SPEC §19), the backlog from the
@@ -134,10 +160,22 @@ class Analytics:
     ) -> None:
         self.requests = requests.order_by()
         self.rollups = rollups.order_by()
-        # Figures not split by reviewer read the rows that sum every reviewer (few), unless a reviewer is
-        # the filter; per-reviewer figures read the reviewers' own rows.
-        self.per_reviewer = self.rollups.exclude(reviewer=ALL_REVIEWERS)
-        self.totals = self.per_reviewer if filters.reviewer else self.rollups.filter(reviewer=ALL_REVIEWERS)
+        # Each figure reads the narrowest row set that answers it (issue 21). The rows per (flow, method)
+        # serve the flow and method breakdowns, and every figure when a flow or method is the filter;
+        # otherwise the rows of all flows and methods (one set per deployment) serve the rest. Figures
+        # not split by reviewer read the rows that sum every reviewer, unless a reviewer is the filter;
+        # per-reviewer figures read the reviewers' own rows.
+        flows = self.rollups.exclude(flow_name=ALL_FLOWS)
+        marginal = (
+            flows
+            if filters.flow or filters.method
+            else self.rollups.filter(flow_name=ALL_FLOWS, method_name=ALL_METHODS)
+        )
+        self.per_reviewer = marginal.exclude(reviewer=ALL_REVIEWERS)
+        self.totals = self.per_reviewer if filters.reviewer else marginal.filter(reviewer=ALL_REVIEWERS)
+        self.flow_totals = (
+            flows.exclude(reviewer=ALL_REVIEWERS) if filters.reviewer else flows.filter(reviewer=ALL_REVIEWERS)
+        )
         self.filters = filters
         self.now = now or timezone.now()
         self._cache: dict[str, Any] = {}
@@ -161,16 +199,18 @@ class Analytics:
             spans |= Q(grain=grain, day__gte=start, day__lt=until)
         return spans
 
-    def _in_period(self, per_reviewer: bool = False) -> QuerySet[Rollup]:
-        return (self.per_reviewer if per_reviewer else self.totals).filter(self._spans())
+    def _in_period(self, rows: str = "totals") -> QuerySet[Rollup]:
+        """The period's rows of one set: "totals" (all flows and methods unless filtered; all reviewers
+        unless filtered), "per_reviewer" or "flow_totals" (per flow and method)."""
+        return getattr(self, rows).filter(self._spans())  # type: ignore[no-any-return]
 
     def _counts_by(self, column: str | None) -> list[dict[str, Any]]:
-        """The period's counts per (deployment, flow, method) — one query that the summary and those
-        three breakdowns sum — or per reviewer (`column` "reviewer", its own query)."""
+        """The period's counts per (deployment, flow, method) — one query over few rows that the summary
+        and those three breakdowns sum — or per reviewer (`column` "reviewer", its own query)."""
         name, group = ("reviewer", ("reviewer",)) if column == "reviewer" else ("groups", _GROUP)
         if name not in self._cache:
             self._cache[name] = list(
-                self._in_period(per_reviewer=name == "reviewer")
+                self._in_period("per_reviewer" if name == "reviewer" else "flow_totals")
                 .values(*group)
                 .annotate(**{c: Sum(c) for c in _COUNTS})
                 .order_by()
@@ -194,24 +234,95 @@ class Analytics:
         return self._cache["backlog"]  # type: ignore[no-any-return]
 
     def _cells(self, rollups: QuerySet[Rollup], *keys: str) -> dict[Any, dict[int, list[int]]]:
-        """{key: histogram} of the rollups' response times, grouped by `keys` (rollup columns)."""
+        """{key: histogram} of the rollups' response times, grouped by `keys` (rollup columns).
+
+        One join of the histogram cells to the selected rollup rows, which carry the key columns (the ORM's
+        `rollup__in` would scan the rollups twice: a semi-join for the selection, a join for the keys),
+        and the rows read as plain tuples: a year per reviewer is ~35,000 (reviewer, cell) rows at 250,000
+        requests, and Django's per-row dicts and converters cost more than the query (issue 21)."""
         grouped: dict[Any, dict[int, list[int]]] = defaultdict(dict)
-        values = RollupTime.objects.filter(rollup__in=rollups.values("pk")).values(
-            *(f"rollup__{k}" for k in keys), "bucket"
-        )
-        for row in values.annotate(cells=Sum("n"), least=Min("low"), most=Max("high")).order_by():
-            key = tuple(row[f"rollup__{k}"] for k in keys)
-            _merge(grouped[key[0] if len(key) == 1 else key], row["bucket"], row["cells"], row["least"], row["most"])
+        grouping = self._grouped_cells(rollups, keys)
+        if grouping is None:
+            return grouped
+        sql, params, columns = grouping
+        width = len(keys)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns}, bucket, n, low, high FROM ({sql}) c", params)  # noqa: S608
+            for row in cursor.fetchall():
+                key = row[0] if width == 1 else row[:width]
+                grouped[key][row[width]] = [row[width + 1], row[width + 2], row[width + 3]]
         return grouped
+
+    @staticmethod
+    def _grouped_cells(rollups: QuerySet[Rollup], keys: tuple[str, ...]) -> tuple[str, list[Any], str] | None:
+        """(SQL, params, key columns) of the rollups' cells summed per (keys, bucket), with columns
+        key_0…, bucket, n, low, high; None when the selection is empty by construction (`pk__in=[]`)."""
+        names = [f"key_{i}" for i in range(len(keys))]
+        selected = rollups.order_by().annotate(rollup_pk=F("pk"), **{n: F(k) for n, k in zip(names, keys, strict=True)})
+        try:
+            inner, params = selected.values("rollup_pk", *names).query.sql_with_params()
+        except EmptyResultSet:
+            return None
+        columns = ", ".join(names)
+        keyed = ", ".join(f"r.{n}" for n in names)
+        sql = (
+            f"SELECT {keyed}, t.bucket AS bucket, CAST(SUM(t.n) AS BIGINT) AS n, MIN(t.low) AS low, "  # noqa: S608 - names from the models
+            f"MAX(t.high) AS high FROM {RollupTime._meta.db_table} t JOIN ({inner}) r ON t.rollup_id = r.rollup_pk "
+            f"GROUP BY {keyed}, t.bucket"
+        )
+        return sql, list(params), columns
+
+    def _ranked(self, rollups: QuerySet[Rollup], key: str) -> dict[Any, Ranks]:
+        """{key: median and p90} of the rollups' response times grouped by one column, the ranks found in
+        SQL: a running sum over each group's cells (window functions, SQLite ≥ 3.25 and PostgreSQL), and
+        only the cells that hold the ranks of the median and p90 and the ranks after them come back (≤ 4
+        a group instead of every cell: a year of 200 reviewers is ~35,000 cells, Python reading them
+        costs as much as the query). The same ranks and interpolation as `percentiles` (`interpolated`)."""
+        ranked: dict[Any, Ranks] = {}
+        grouping = self._grouped_cells(rollups, (key,))
+        if grouping is None:
+            return ranked
+        sql, params, _ = grouping
+        ranks = [
+            f"1 + (total - 1) * {num} / {den}" if step == 0 else f"2 + (total - 1) * {num} / {den}"
+            for num, den in MEDIAN_P90
+            for step in (0, 1)
+        ]
+        holds = " OR ".join(f"(upto - n < {rank} AND {rank} <= upto)" for rank in ranks)
+        query = (
+            "SELECT key_0, total, upto - n, upto, low, high FROM ("  # noqa: S608 - integers and names from here
+            "SELECT key_0, n, low, high, "
+            "CAST(SUM(n) OVER (PARTITION BY key_0 ORDER BY bucket) AS BIGINT) AS upto, "
+            "CAST(SUM(n) OVER (PARTITION BY key_0) AS BIGINT) AS total "
+            f"FROM ({sql}) c WHERE n > 0) w WHERE {holds}"
+        )
+        found: dict[Any, list[tuple[int, int, float]]] = defaultdict(list)
+        totals: dict[Any, int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            for group, total, before, upto, low, high in cursor.fetchall():
+                totals[group] = total
+                found[group].append((before, upto, (low + high) / 2))
+
+        for group, total in totals.items():
+            cells = found[group]
+
+            def value(rank: int, cells: list[tuple[int, int, float]] = cells) -> float:
+                return next(middle for before, upto, middle in cells if before < rank <= upto)
+
+            ranked[group] = interpolated(total, value)
+        return ranked
 
     def _cells_by(self, column: str | None) -> dict[Any, dict[int, list[int]]]:
         """The period's histograms per value of `column` (None: one histogram). Deployment, flow and
         method come from one query grouped by all three (few combinations × the cells), merged here;
         the reviewer (many) has its own."""
         if column == "reviewer":
-            return self._cells(self._in_period(per_reviewer=True), "reviewer")
+            return self._ranked(self._in_period("per_reviewer"), "reviewer")  # type: ignore[return-value]
         if "combined" not in self._cache:
-            self._cache["combined"] = self._cells(self._in_period(), "deployment_id", "flow_name", "method_name")
+            self._cache["combined"] = self._cells(
+                self._in_period("flow_totals"), "deployment_id", "flow_name", "method_name"
+            )
         position = {None: None, "deployment_id": 0, "flow_name": 1, "method_name": 2}[column]
         projected: dict[Any, dict[int, list[int]]] = defaultdict(dict)
         for key, histogram in self._cache["combined"].items():
@@ -230,7 +341,7 @@ class Analytics:
 
     @staticmethod
     def _row(
-        counts: dict[str, Any], cells: dict[int, list[int]] | None, backlog: dict[str, Any] | None
+        counts: dict[str, Any], cells: dict[int, list[int]] | Ranks | None, backlog: dict[str, Any] | None
     ) -> dict[str, Any]:
         """One row of figures from summed counts, a histogram and (for all but per-period rows) a backlog."""
         row: dict[str, Any] = {"created": int(counts.get("created") or 0)}
@@ -243,7 +354,7 @@ class Analytics:
             row["pending"], row["overdue"] = int(backlog.get("pending") or 0), int(backlog.get("overdue") or 0)
             row["oldest_pending_at"] = oldest.isoformat() if isinstance(oldest, datetime) else oldest
         answered = row[str(Status.RESPONDED)]
-        median, p90 = percentiles(cells or {}, (0.5, 0.9))
+        median, p90 = cells if isinstance(cells, Ranks) else percentiles(cells or {}, (0.5, 0.9))
         row["answered"] = answered
         row["response_time_mean"] = _seconds(counts.get("response_seconds", 0) / answered) if answered else None
         row["response_time_median"], row["response_time_p90"] = _seconds(median), _seconds(p90)
@@ -314,11 +425,14 @@ class Analytics:
         counts: dict[date, list[dict[str, Any]]] = defaultdict(list)
         for row in rollups.values("grain", "day").annotate(**{c: Sum(c) for c in _COUNTS}).order_by():
             counts[bucket_of(row["grain"], row["day"])].append(dict(row))
-        cells: dict[date, dict[int, list[int]]] = defaultdict(dict)
-        for (grain, day), histogram in self._cells(rollups, "grain", "day").items():
-            merged = cells[bucket_of(grain, day)]
-            for bucket, (n, low, high) in histogram.items():
-                _merge(merged, bucket, n, low, high)
+        cells: dict[date, Any] = defaultdict(dict)
+        if daily:  # one histogram per day row: its ranks in SQL
+            cells.update({_day(day): ranks for day, ranks in self._ranked(rollups, "day").items()})
+        else:  # weeks from week rows and the days at the period's edges
+            for (grain, day), histogram in self._cells(rollups, "grain", "day").items():
+                merged = cells[bucket_of(grain, day)]
+                for bucket, (n, low, high) in histogram.items():
+                    _merge(merged, bucket, n, low, high)
         return [
             {"period": day.isoformat(), **self._row(self._sum(counts.get(day, ()), _COUNTS), cells.get(day), None)}
             for day in self.buckets()

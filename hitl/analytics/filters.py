@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.lib.access import Action, ApiKeyPrincipal, deployment_scope
 from accounts.models import Deployment
 from hitl.models import HITLRequest, Rollup
-from hitl.services.rollups import ALL_REVIEWERS
+from hitl.services.rollups import ALL_FLOWS, ALL_METHODS, ALL_REVIEWERS
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
@@ -179,11 +179,12 @@ def rollups_for(principal: Any, filters: Filters) -> QuerySet[Rollup]:
     queryset = Rollup.objects.filter(deployment__in=deployments.values("pk"))
     if filters.deployments:
         queryset = queryset.filter(deployment_id__in=filters.deployments)
+    # `*` is no flow, method or assignee: the rows of all of them are not what such a filter asks for.
     if filters.flow:
-        queryset = queryset.filter(flow_name=filters.flow)
+        queryset = queryset.filter(flow_name=filters.flow).exclude(flow_name=ALL_FLOWS)
     if filters.method:
-        queryset = queryset.filter(method_name=filters.method)
-    if filters.reviewer:  # `*` is no assignee: the rows of every reviewer are not what it asks for
+        queryset = queryset.filter(method_name=filters.method).exclude(method_name=ALL_METHODS)
+    if filters.reviewer:
         queryset = queryset.filter(reviewer=filters.reviewer.strip().lower()).exclude(reviewer=ALL_REVIEWERS)
     return queryset.order_by()
 

@@ -25,7 +25,7 @@ from hitl.analytics.filters import (
 )
 from hitl.analytics.tables import TABLES, build_table, build_tables, summary_cards, table_rows
 from hitl.models import Grain, Rollup
-from hitl.services.rollups import ALL_REVIEWERS, week_of
+from hitl.services.rollups import ALL_FLOWS, ALL_METHODS, ALL_REVIEWERS, week_of
 
 PAGE_ROWS = 50
 SUGGESTIONS = 200
@@ -44,9 +44,21 @@ def _suggestions(principal: Any) -> dict[str, list[str]]:
     since = week_of((timezone.now() - timedelta(days=SUGGESTION_DAYS)).date())
     deployments = Deployment.objects.filter(deployment_scope(principal, analytics_action(principal)))
     scope = Rollup.objects.filter(grain=Grain.WEEK, day__gte=since, deployment__in=deployments.values("pk"))
-    scope = scope.exclude(reviewer=ALL_REVIEWERS).order_by()
+    # Flows and methods from the rows of all reviewers, reviewers from the rows of all flows (fewer rows).
+    scopes = {
+        "flow_name": scope.filter(reviewer=ALL_REVIEWERS).exclude(flow_name=ALL_FLOWS),
+        "method_name": scope.filter(reviewer=ALL_REVIEWERS).exclude(flow_name=ALL_FLOWS),
+        "reviewer": scope.filter(flow_name=ALL_FLOWS, method_name=ALL_METHODS).exclude(reviewer=ALL_REVIEWERS),
+    }
     return {
-        name: list(scope.exclude(**{field: ""}).values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
+        name: list(
+            scopes[field]
+            .order_by()
+            .exclude(**{field: ""})
+            .values_list(field, flat=True)
+            .distinct()
+            .order_by(field)[:SUGGESTIONS]
+        )
         for name, field in (("flows", "flow_name"), ("methods", "method_name"), ("reviewers", "reviewer"))
     }
 

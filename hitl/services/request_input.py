@@ -163,6 +163,9 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
     flow_id = text("flow_id", 200)
     flow_name = text("flow_name", 200)
     method_name = text("method_name", 200)
+    reserved = [name for name, value in (("flow_name", flow_name), ("method_name", method_name)) if value == "*"]
+    for name in reserved:  # the analytics rollups' rows of all flows and methods (hitl.services.rollups)
+        err(name, "'*' is reserved (it stands for every flow and method in the analytics); use another name.")
     state = obj("state")
     metadata = obj("metadata")
     channel = choice("channel", CHANNELS, "email")
@@ -271,7 +274,7 @@ def validate_request_input(data: dict[str, Any]) -> RequestInput:
     schema, initial, schema_bad = _form_fields(data, mode, err)
 
     if errors:
-        raise InvalidInput(errors, code="invalid_schema" if schema_bad else "invalid")
+        raise InvalidInput(errors, code="invalid_schema" if schema_bad else "reserved_name" if reserved else "invalid")
     return RequestInput(
         approvers=approvers,
         policy=policy,

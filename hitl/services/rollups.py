@@ -12,7 +12,9 @@ rows' upsert is a data-modifying CTE whose RETURNING ids the histogram, answer a
 in each transaction, so the rollup row's lock is held only until COMMIT.
 
 A change counts in its UTC day, its ISO week and its calendar month, each for its reviewer and for all
-reviewers (six rows): a period reads the coarsest rows that tile it exactly (`tiles`).
+reviewers, each for its (flow, method) and for all flows and methods of its deployment (twelve rows,
+written in the same statement): a period reads the coarsest rows that tile it exactly (`tiles`), and a
+figure the narrowest row set that answers its filters (`hitl.analytics.figures`).
 
 `rebuild_rollups` recomputes everything from the requests with the same `Deltas` (one source of
 truth for what a request contributes), a window of weeks at a time; `check_rollups` compares.
@@ -72,6 +74,11 @@ Key = tuple[str, date, int, str, str, str]  # grain, day, deployment id, flow, m
 # split or filtered by reviewer read these few rows instead of one per reviewer (200 reviewers at 1M
 # requests: 146,000 week rows and 727,000 histogram cells a year, against 830 and 190,000).
 ALL_REVIEWERS = "*"
+# The flow and method of the marginal rows that sum every flow and method of a deployment (issue 21):
+# figures without a flow or method filter (the totals, per deployment, per reviewer, per period) read
+# these, one row set per deployment instead of one per (deployment, flow, method). Not a name a request
+# can have: `validate_request_input` refuses it, migration 0022 renamed any older one.
+ALL_FLOWS = ALL_METHODS = "*"
 
 
 def bucket_of(seconds: int) -> int:
@@ -145,11 +152,12 @@ def facts_of(request: HITLRequest, reviewer: str | None = None) -> Facts:
 
 
 def _keys(facts: Facts, when: datetime) -> tuple[Key, ...]:
-    """The rows a change counts in: its day, week and month, for its reviewer and for all reviewers."""
+    """The rows a change counts in: its day, week and month, for its flow and method and for all of
+    them, for its reviewer and for all reviewers (twelve rows)."""
     day = when.astimezone(UTC).date()
-    dims = (facts.deployment_id, facts.flow_name, facts.method_name)
     return tuple(
-        (grain, start, *dims, reviewer)
+        (grain, start, facts.deployment_id, flow, method, reviewer)
+        for flow, method in ((facts.flow_name, facts.method_name), (ALL_FLOWS, ALL_METHODS))
         for reviewer in (facts.reviewer, ALL_REVIEWERS)
         for grain, start in (
             (Grain.DAY.value, day),

@@ -116,7 +116,8 @@ class TestOneStatement:
         writes = [q["sql"] for q in queries.captured_queries if any(f"INTO {t} " in q["sql"] for t in tables)]
         assert len(writes) == (1 if connection.vendor == "postgresql" else 3)
         assert check_rollups() == []
-        assert Rollup.objects.filter(responded=1).count() == 6  # day, week, month × its reviewer and all
+        # day, week, month × its reviewer and all × its flow and method and all (issue 21)
+        assert Rollup.objects.filter(responded=1).count() == 12
 
 
 @pytest.mark.django_db

@@ -131,8 +131,9 @@ class TestKeptByTheServices:
         with pytest.raises(NotPending):
             services.cancel_request(made, actor="app", source=Source.API)
         assert check_rollups() == []
-        assert [r.responded for r in Rollup.objects.filter(grain=Grain.DAY)] == [1, 1]  # its reviewer, and all
-        assert [r.responded for r in Rollup.objects.filter(grain=Grain.MONTH)] == [1, 1]
+        # its reviewer and all, each for its flow and method and for all of them
+        assert [r.responded for r in Rollup.objects.filter(grain=Grain.DAY)] == [1, 1, 1, 1]
+        assert [r.responded for r in Rollup.objects.filter(grain=Grain.MONTH)] == [1, 1, 1, 1]
 
 
 class TestPercentileBound:
