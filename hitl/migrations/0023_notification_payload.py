@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('hitl', '0021_merge_0020_notification_outbox_0020_rollup_months'),
+        ('hitl', '0022_rollup_marginals'),
     ]
 
     operations = [
