@@ -387,6 +387,9 @@ class HITLRequest(models.Model):
             models.Index(fields=["assigned_to_email", "status"]),
             # Analytics select what was resolved in a period.
             models.Index(fields=["resolved_at"], name="hitl_resolved_at"),
+            # …and the form answers among them (their fields' distributions), without reading every
+            # request resolved in the period (a year at 1M: 0.44 s on SQLite).
+            models.Index(fields=["mode", "status", "resolved_at"], name="hitl_mode_resolved_at"),
         ]
 
     def __str__(self) -> str:
